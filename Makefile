@@ -1,0 +1,57 @@
+# orders: the two commands a newcomer needs are `make up` and `make test`. `make help` lists the rest.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+STACK := deploy/local/stack.sh
+SERVICES := deploy/local/services.sh
+GO ?= go
+STATICCHECK_VERSION := v0.8.2
+# Integration tests need the real servers; they carry the `integration` build tag.
+TEST_FLAGS ?= -count=1 -timeout 30m
+
+.PHONY: help up down status logs env build lint test-unit test bench stack-up
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+up: stack-up build ## install what is missing, start Postgres, Kafka, OpenSearch and the services, print the endpoints
+	@$(SERVICES) start
+	@echo
+	@echo "# The stack is up. Configuration for services, tests and ordersctl:"
+	@$(STACK) env
+	@$(SERVICES) endpoints
+
+stack-up:
+	@$(STACK) start
+
+down: ## stop the services and the servers; leaves no process of ours running
+	@$(SERVICES) stop
+	@$(STACK) stop
+
+status: ## one line per server and service
+	@$(STACK) status; $(SERVICES) status
+
+logs: ## the tail of every server's and service's log (log files live under .local/)
+	@$(STACK) logs; $(SERVICES) logs
+
+env: ## the configuration as export lines, for eval
+	@$(STACK) env
+
+build: ## build every service and ordersctl into bin/
+	@mkdir -p bin
+	$(GO) build -o bin/ ./services/... ./cmd/...
+
+lint: ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+test-unit: ## the fast tests, no servers needed
+	$(GO) test $(TEST_FLAGS) ./...
+
+test: stack-up ## start the stack when it is not running, then run every test (unit and integration)
+	@eval "$$($(STACK) env)" && $(GO) test $(TEST_FLAGS) -tags integration ./...
+
+bench: ## benchmarks, written to BENCHMARKS.md
+	@echo "make bench: no benchmark exists yet (the write-side issue adds the first); nothing was measured."

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Runs the project's own services (built by `make build` into bin/) against the local stack.
+#
+#   services.sh start | stop | status | logs | endpoints
+#
+# Each service gets the stack's configuration (DATABASE_URL, KAFKA_BROKERS, OPENSEARCH_URL) and its own
+# HTTP_ADDR; logs go to .local/services/<name>.log. A service whose binary does not exist yet is listed as
+# "not built". Ports (environment, defaults in brackets): COMMAND_PORT [8080], QUERY_PORT [8081],
+# RELAY_PORT [8082], PROJECTOR_ORDERS_PORT [8083], PROJECTOR_SEARCH_PORT [8084].
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+LOCAL=${ORDERS_LOCAL_DIR:-$repo/.local}
+BIN=$repo/bin
+DIR=$LOCAL/services
+STACK_TIMEOUT=${STACK_TIMEOUT:-60}
+
+# name:port, in start order (writers before readers).
+SERVICES=(
+  "command:${COMMAND_PORT:-8080}"
+  "outbox-relay:${RELAY_PORT:-8082}"
+  "projector-orders:${PROJECTOR_ORDERS_PORT:-8083}"
+  "projector-search:${PROJECTOR_SEARCH_PORT:-8084}"
+  "query:${QUERY_PORT:-8081}"
+)
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "services: $*"; exit 1; }
+pidfile() { echo "$DIR/$1.pid"; }
+running() { [ -f "$(pidfile "$1")" ] && kill -0 "$(cat "$(pidfile "$1")")" 2>/dev/null; }
+
+start_one() {
+  local name=$1 port=$2 log=$DIR/$1.log
+  [ -x "$BIN/$name" ] || return 0
+  if running "$name"; then say "services: $name already running"; return 0; fi
+  if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
+    die "port $port (for $name) is already in use by another program. Stop it, or choose another port (see deploy/local/services.sh)"
+  fi
+  HTTP_ADDR="127.0.0.1:$port" nohup "$BIN/$name" >>"$log" 2>&1 </dev/null &
+  echo $! >"$(pidfile "$name")"
+  local deadline=$((SECONDS + STACK_TIMEOUT))
+  until curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null; do
+    if ! running "$name"; then say "services: $name exited during start-up. Last lines of $log:"; tail -n 30 "$log" >&2; exit 1; fi
+    if [ $SECONDS -ge $deadline ]; then say "services: $name not ready after ${STACK_TIMEOUT}s. Last lines of $log:"; tail -n 30 "$log" >&2; exit 1; fi
+    sleep 0.2
+  done
+  say "services: $name ready on 127.0.0.1:$port"
+}
+
+stop_one() {
+  local name=$1 f pid; f=$(pidfile "$name")
+  [ -f "$f" ] || return 0
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+mkdir -p "$DIR"
+eval "$("$here/stack.sh" env)" # DATABASE_URL, KAFKA_BROKERS, OPENSEARCH_URL for every service
+case "${1:-}" in
+  start) for s in "${SERVICES[@]}"; do start_one "${s%%:*}" "${s##*:}"; done ;;
+  stop) for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do s=${SERVICES[$i]}; stop_one "${s%%:*}"; done ;;
+  status)
+    for s in "${SERVICES[@]}"; do
+      n=${s%%:*}
+      if running "$n"; then echo "$n: running (pid $(cat "$(pidfile "$n")"), 127.0.0.1:${s##*:})"
+      elif [ -x "$BIN/$n" ]; then echo "$n: stopped"
+      else echo "$n: not built"; fi
+    done ;;
+  logs) for s in "${SERVICES[@]}"; do n=${s%%:*}; [ -f "$DIR/$n.log" ] || continue; echo "==> $n: $DIR/$n.log"; tail -n "${LINES_PER_LOG:-30}" "$DIR/$n.log"; done ;;
+  endpoints)
+    for s in "${SERVICES[@]}"; do n=${s%%:*}; running "$n" && echo "# $n: http://127.0.0.1:${s##*:}"; done; true ;;
+  *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
