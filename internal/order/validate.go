@@ -1,0 +1,115 @@
+package order
+
+import (
+	"net/mail"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/orders-oss/orders/pkg/events"
+)
+
+// Limits of the values an order accepts.
+const (
+	MaxLines     = 100
+	MaxQuantity  = 10_000
+	MaxTextLen   = 200
+	MaxSKULen    = 64
+	MaxReasonLen = 500
+)
+
+func (v *validator) text(field, s string, required bool, maxLen int) {
+	switch {
+	case required && strings.TrimSpace(s) == "":
+		v.add(field, "is required")
+	case utf8.RuneCountInString(s) > maxLen:
+		v.add(field, "must be at most %d characters", maxLen)
+	case !utf8.ValidString(s):
+		v.add(field, "must be valid UTF-8")
+	}
+}
+
+func (v *validator) customer(field string, c events.Customer) {
+	v.text(field+".id", c.ID, true, MaxTextLen)
+	v.text(field+".name", c.Name, true, MaxTextLen)
+	v.text(field+".email", c.Email, true, MaxTextLen)
+	if c.Email != "" {
+		if a, err := mail.ParseAddress(c.Email); err != nil || a.Address != c.Email {
+			v.add(field+".email", "must be an email address like ada@example.com")
+		}
+	}
+}
+
+func (v *validator) address(field string, a events.Address) {
+	v.text(field+".name", a.Name, true, MaxTextLen)
+	v.text(field+".line1", a.Line1, true, MaxTextLen)
+	v.text(field+".line2", a.Line2, false, MaxTextLen)
+	v.text(field+".city", a.City, true, MaxTextLen)
+	v.text(field+".postal_code", a.PostalCode, true, 20)
+	if !isUpperLetters(a.Country, 2) {
+		v.add(field+".country", "must be an ISO 3166-1 alpha-2 code like GB")
+	}
+}
+
+func (v *validator) currency(field, c string) {
+	if !isUpperLetters(c, 3) {
+		v.add(field, "must be an ISO 4217 code like EUR")
+	}
+}
+
+// item checks a line; prefix is its JSON path ("items[2]"), or "" when the item is the whole body.
+func (v *validator) item(prefix string, it events.LineItem) {
+	path := func(name string) string {
+		if prefix == "" {
+			return name
+		}
+		return prefix + "." + name
+	}
+	v.text(path("sku"), it.SKU, true, MaxSKULen)
+	if strings.ContainsAny(it.SKU, "/?#%") || strings.TrimSpace(it.SKU) != it.SKU {
+		v.add(path("sku"), "must not contain / ? # %% or surrounding spaces")
+	}
+	v.text(path("name"), it.Name, true, MaxTextLen)
+	if it.Quantity < 1 || it.Quantity > MaxQuantity {
+		v.add(path("quantity"), "must be from 1 to %d", MaxQuantity)
+	}
+	if it.UnitPrice < 0 {
+		v.add(path("unit_price"), "must be 0 or more")
+	}
+}
+
+func isUpperLetters(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for _, r := range s {
+		if r < 'A' || r > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// lineTotal multiplies without overflow; ok is false when the product does not fit in int64.
+func lineTotal(quantity, unitPrice int64) (int64, bool) {
+	if quantity == 0 || unitPrice == 0 {
+		return 0, true
+	}
+	p := quantity * unitPrice
+	if p/quantity != unitPrice || p < 0 {
+		return 0, false
+	}
+	return p, true
+}
+
+// total sums the lines; ok is false on overflow.
+func total(items []events.LineItem) (int64, bool) {
+	var sum int64
+	for _, it := range items {
+		lt, ok := lineTotal(it.Quantity, it.UnitPrice)
+		if !ok || sum > (1<<63-1)-lt {
+			return 0, false
+		}
+		sum += lt
+	}
+	return sum, true
+}
