@@ -1,0 +1,96 @@
+// Command command is the write side of orders: a REST API that validates each command against the
+// order's folded history and appends the new events, with their outbox rows, to the Postgres event
+// store in one transaction. It owns the event store's schema migrations.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orders-oss/orders/internal/envconfig"
+	"github.com/orders-oss/orders/internal/eventstore"
+	"github.com/orders-oss/orders/internal/httpserver"
+	"github.com/orders-oss/orders/services/command/httpapi"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "command:", err)
+		os.Exit(1)
+	}
+}
+
+// config is everything the service reads from its environment (documented in docs/configuration.md).
+type config struct {
+	DatabaseURL  string
+	HTTPAddr     string
+	BodyLimit    string
+	MaxRetries   int
+	PoolMaxConns int
+}
+
+func loadConfig(getenv func(string) string) (config, error) {
+	r := envconfig.New(getenv)
+	c := config{
+		DatabaseURL:  r.Required("DATABASE_URL"),
+		HTTPAddr:     r.String("HTTP_ADDR", ":8080"),
+		BodyLimit:    r.String("BODY_LIMIT", "256KB"),
+		MaxRetries:   r.Int("COMMAND_MAX_RETRIES", 5, 0, 100),
+		PoolMaxConns: r.Int("DB_MAX_CONNS", 32, 1, 1000),
+	}
+	return c, r.Err()
+}
+
+func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	log := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "command")
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	migrateCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	err = eventstore.Migrate(migrateCtx, pool)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("migrate event store: %w", err)
+	}
+	api := httpapi.New(httpapi.Config{
+		Store:      eventstore.New(pool),
+		Log:        log,
+		BodyLimit:  cfg.BodyLimit,
+		MaxRetries: cfg.MaxRetries,
+		Ready:      pool.Ping,
+	})
+	return httpserver.Run(ctx, cfg.HTTPAddr, api, log, nil)
+}
+
+func openPool(ctx context.Context, cfg config) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	pc.MaxConns = int32(cfg.PoolMaxConns)
+	// A command never holds a transaction open across a network call; anything idle in one is a bug or a
+	// paused process, and would hold back the outbox relay's view (xmin horizon).
+	pc.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = "10000"
+	pc.ConnConfig.RuntimeParams["application_name"] = "orders-command"
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Postgres: %w", err)
+	}
+	return pool, nil
+}
