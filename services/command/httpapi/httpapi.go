@@ -330,7 +330,9 @@ func (s *server) confirmPayment(c echo.Context) (func(order.State) ([]events.Pay
 	if _, err := readJSON(c, &p, false); err != nil {
 		return nil, err
 	}
-	return func(st order.State) ([]events.Payload, error) { return st.ConfirmPayment(p.Amount, p.Currency, p.Reference) }, nil
+	return func(st order.State) ([]events.Payload, error) {
+		return st.ConfirmPayment(p.Amount, p.Currency, p.Reference)
+	}, nil
 }
 
 func (s *server) ship(c echo.Context) (func(order.State) ([]events.Payload, error), error) {
