@@ -76,7 +76,7 @@ WITH ev AS (
     SELECT position, stream_id, version FROM ev
 ), idem AS (
     INSERT INTO idempotency_keys (key, request_hash, order_id, status, response)
-    SELECT $9::text, $10::bytea, $1::uuid, $11::int, $12::jsonb WHERE $9::text IS NOT NULL
+    SELECT $9::text, $10::bytea, $1::uuid, $11::int, $12::bytea WHERE $9::text IS NOT NULL
 )
 SELECT position, version, recorded_at FROM ev ORDER BY version`
 

@@ -46,6 +46,6 @@ CREATE TABLE idempotency_keys (
     request_hash bytea       NOT NULL,
     order_id     uuid        NOT NULL,
     status       integer     NOT NULL,
-    response     jsonb       NOT NULL,
+    response     bytea       NOT NULL,                -- the exact bytes answered first
     created_at   timestamptz NOT NULL DEFAULT clock_timestamp()
 );
