@@ -63,22 +63,37 @@ type AppendRequest struct {
 }
 
 // The append is one statement, hence one implicit transaction and one round trip: the events, their
-// outbox rows and the idempotency record commit together or not at all.
-const appendSQL = `
-WITH ev AS (
-    INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata, occurred_at)
-    SELECT $1::uuid, $2::bigint + n, e.event_id, e.type, e.schema_version, e.data, e.metadata, e.occurred_at
+// outbox rows and the idempotency record commit together or not at all. Four variants (one event or
+// many, with or without an idempotency key) keep the common case (one event, no key) cheap to plan
+// and run; all are prepared and cached by pgx.
+func appendStatement(many, withKey bool) string {
+	source := `SELECT $1::uuid, $2::bigint + 1, $3::uuid, $4::text, $5::int, $6::jsonb, $7::jsonb, $8::timestamptz`
+	if many {
+		source = `SELECT $1::uuid, $2::bigint + n, e.event_id, e.type, e.schema_version, e.data, e.metadata, e.occurred_at
     FROM unnest($3::uuid[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[], $8::timestamptz[])
-         WITH ORDINALITY AS e(event_id, type, schema_version, data, metadata, occurred_at, n)
+         WITH ORDINALITY AS e(event_id, type, schema_version, data, metadata, occurred_at, n)`
+	}
+	sql := `WITH ev AS (
+    INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata, occurred_at)
+    ` + source + `
     RETURNING position, stream_id, version, recorded_at
 ), ob AS (
-    INSERT INTO outbox (position, stream_id, version)
-    SELECT position, stream_id, version FROM ev
-), idem AS (
+    INSERT INTO outbox (position, stream_id, version) SELECT position, stream_id, version FROM ev
+)`
+	if withKey {
+		sql += `, idem AS (
     INSERT INTO idempotency_keys (key, request_hash, order_id, status, response)
-    SELECT $9::text, $10::bytea, $1::uuid, $11::int, $12::bytea WHERE $9::text IS NOT NULL
-)
+    SELECT $9::text, $10::bytea, $1::uuid, $11::int, $12::bytea
+)`
+	}
+	return sql + `
 SELECT position, version, recorded_at FROM ev ORDER BY version`
+}
+
+var appendSQL = [2][2]string{
+	{appendStatement(false, false), appendStatement(false, true)},
+	{appendStatement(true, false), appendStatement(true, true)},
+}
 
 // Append stores the events and returns them as envelopes. A concurrent append at the same version gives
 // ErrVersionConflict; a used idempotency key gives ErrIdempotencyKeyExists; nothing is written then.
@@ -108,13 +123,19 @@ func (s *Store) Append(ctx context.Context, req AppendRequest) ([]events.Envelop
 		out[i] = events.Envelope{EventID: e.EventID, OrderID: id.String(), Type: e.Type, SchemaVersion: e.SchemaVersion,
 			OccurredAt: occurred[i], Data: e.Data, Metadata: e.Metadata}
 	}
-	var key, status, resp any
-	var hash []byte
-	if r := req.Idempotency; r != nil {
-		key, hash, status, resp = r.Key, r.RequestHash, int32(r.Status), []byte(r.Response)
+	args := []any{id, req.ExpectedVersion, ids, types, versions, data, meta, occurred}
+	many := 0
+	if n > 1 {
+		many = 1
+	} else {
+		args = []any{id, req.ExpectedVersion, ids[0], types[0], versions[0], data[0], meta[0], occurred[0]}
 	}
-	rows, err := s.pool.Query(ctx, appendSQL, id, req.ExpectedVersion, ids, types, versions, data, meta, occurred,
-		key, hash, status, resp)
+	withKey := 0
+	if r := req.Idempotency; r != nil {
+		withKey = 1
+		args = append(args, r.Key, r.RequestHash, int32(r.Status), []byte(r.Response))
+	}
+	rows, err := s.pool.Query(ctx, appendSQL[many][withKey], args...)
 	if err != nil {
 		return nil, mapAppendError(err)
 	}
