@@ -1,7 +1,6 @@
 package events
 
-// Event type names: part of the wire contract, never renamed. A payload's shape changes only with a new
-// schema version (see codec.go for upcasting).
+// Event type names: part of the wire contract, never renamed.
 const (
 	TypeOrderPlaced            = "OrderPlaced"
 	TypeOrderItemAdded         = "OrderItemAdded"
@@ -13,7 +12,21 @@ const (
 	TypeOrderCancelled         = "OrderCancelled"
 )
 
-// Payload is the business fact an event records. Each type's current schema version is in codec.go.
+// Current schema version of each event type: what Encode writes and what Decode returns after
+// upcasting. A payload's shape changes only together with its version (see upcast in codec.go);
+// adding, renaming or removing a field is a change.
+const (
+	VersionOrderPlaced            = 1
+	VersionOrderItemAdded         = 1
+	VersionOrderItemRemoved       = 1
+	VersionShippingAddressChanged = 1
+	VersionPaymentConfirmed       = 1
+	VersionOrderShipped           = 1
+	VersionOrderDelivered         = 1
+	VersionOrderCancelled         = 1
+)
+
+// Payload is the business fact an event records: one of the types below, as a value.
 type Payload interface {
 	EventType() string
 }
@@ -43,7 +56,7 @@ type LineItem struct {
 	UnitPrice int64  `json:"unit_price"`
 }
 
-// OrderPlaced starts an order.
+// OrderPlaced starts an order. Its time is the envelope's OccurredAt; payloads hold business facts only.
 type OrderPlaced struct {
 	Customer        Customer   `json:"customer"`
 	ShippingAddress Address    `json:"shipping_address"`
@@ -51,7 +64,8 @@ type OrderPlaced struct {
 	Items           []LineItem `json:"items"`
 }
 
-// OrderItemAdded adds a line, or adds Quantity to the line of the same sku.
+// OrderItemAdded adds a line, or adds Item.Quantity to the line of the same sku (whose name and unit
+// price stay as they are; the domain records an addition to a line only at the line's unit price).
 type OrderItemAdded struct {
 	Item LineItem `json:"item"`
 }
