@@ -19,8 +19,8 @@ const (
 
 // FieldError names one invalid field by its JSON path, like "items[0].quantity".
 type FieldError struct {
-	Field   string
-	Message string
+	Field   string `json:"field"`
+	Message string `json:"message"`
 }
 
 // Error is the domain's only error type. Code is stable and machine-readable.
@@ -46,23 +46,29 @@ func ruleViolated(code, format string, args ...any) *Error {
 	return &Error{Kind: RuleViolated, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// Stable error codes.
+func totalOverflow(field string) *Error {
+	return &Error{Kind: Invalid, Code: CodeTotalOverflow, Message: "the order total would be too large",
+		Fields: []FieldError{{Field: field, Message: "makes the order total larger than 9223372036854775807"}}}
+}
+
+// Stable error codes, with the Kind each comes with.
 const (
-	CodeValidation       = "validation_failed"
-	CodeNotFound         = "order_not_found"
-	CodeItemsLocked      = "items_locked_after_payment"
-	CodeAddressLocked    = "address_locked_after_shipment"
-	CodePaymentMismatch  = "payment_mismatch"
-	CodeAlreadyPaid      = "already_paid"
-	CodeNotPaid          = "not_paid"
-	CodeNotShipped       = "not_shipped"
-	CodeAlreadyShipped   = "already_shipped"
-	CodeOrderClosed      = "order_closed"
-	CodeUnknownSKU       = "unknown_sku"
-	CodeLastItem         = "last_item"
-	CodeTooManyItems     = "too_many_items"
-	CodeQuantityOverflow = "quantity_out_of_range"
-	CodeTotalOverflow    = "total_out_of_range"
+	CodeValidation        = "validation_failed"             // Invalid: see Fields
+	CodeTotalOverflow     = "total_out_of_range"            // Invalid: the order total would not fit in int64
+	CodeNotFound          = "order_not_found"               // NotFound
+	CodeItemsLocked       = "items_locked_after_payment"    // RuleViolated: items change only while placed
+	CodeAddressLocked     = "address_locked_after_shipment" // RuleViolated
+	CodePaymentMismatch   = "payment_mismatch"              // RuleViolated: amount or currency is not the total's
+	CodeAlreadyPaid       = "already_paid"                  // RuleViolated
+	CodeNotPaid           = "not_paid"                      // RuleViolated: ship needs a paid order
+	CodeNotShipped        = "not_shipped"                   // RuleViolated: deliver needs a shipped order
+	CodeAlreadyShipped    = "already_shipped"               // RuleViolated: ship twice, cancel after shipment
+	CodeOrderClosed       = "order_closed"                  // RuleViolated: delivered or cancelled
+	CodeUnknownSKU        = "unknown_sku"                   // RuleViolated: remove a sku the order has not
+	CodeLastItem          = "last_item"                     // RuleViolated: remove the only line
+	CodeTooManyItems      = "too_many_items"                // RuleViolated: a 101st line
+	CodeQuantityOverflow  = "quantity_out_of_range"         // RuleViolated: a line's quantity would pass 10,000
+	CodeUnitPriceMismatch = "unit_price_mismatch"           // RuleViolated: add to a line at another unit price
 )
 
 // validator collects field errors.

@@ -25,15 +25,20 @@ const (
 // State is an order as its events made it. The zero State (Version 0) is an order that does not exist.
 //
 // The rules the commands enforce:
-//   - An order has 1 to 100 lines, one per sku; quantities are 1 to 10,000; prices are 0 or more, in minor
-//     units of the order's ISO 4217 currency; no line total or order total may overflow.
+//   - An order has 1 to 100 lines, one per sku; quantities are 1 to 10,000, also after adding to a line;
+//     prices are 0 or more, in minor units of the order's ISO 4217 currency; no line total or order
+//     total may overflow int64 (a validation error).
+//   - Adding a sku the order has adds to that line's quantity, at the line's unit price only.
 //   - Items change (add, remove) only while the order is placed, i.e. before payment; the last line
-//     cannot be removed.
-//   - The shipping address changes until the order is shipped.
-//   - Payment must equal the total, in the order's currency, and happens once.
+//     cannot be removed (cancel the order instead).
+//   - The shipping address changes until the order is shipped (placed or paid).
+//   - Payment must equal the total, amount and currency, and happens once.
 //   - Ship only when paid; deliver only when shipped.
-//   - Cancel only before shipment; a paid order's cancellation records the refund due.
+//   - Cancel only before shipment (placed or paid); the refund due is what was paid, else 0.
 //   - Nothing happens after delivery or cancellation.
+//
+// Every command checks in this order: the order exists (NotFound), it is not closed (RuleViolated),
+// the command's values (Invalid), then the rules of the current status (RuleViolated).
 type State struct {
 	ID               string
 	Version          int64
@@ -153,8 +158,7 @@ func Place(cmd PlaceOrder) ([]events.Payload, error) {
 		return nil, err
 	}
 	if _, ok := total(cmd.Items); !ok {
-		return nil, &Error{Kind: Invalid, Code: CodeTotalOverflow, Message: "the order total is too large",
-			Fields: []FieldError{{Field: "items", Message: "the total of the lines is too large"}}}
+		return nil, totalOverflow("items")
 	}
 	return []events.Payload{events.OrderPlaced{Customer: cmd.Customer, ShippingAddress: cmd.ShippingAddress,
 		Currency: cmd.Currency, Items: slices.Clone(cmd.Items)}}, nil
@@ -171,7 +175,8 @@ func (s State) check() error {
 	return nil
 }
 
-// AddItem adds a line, or adds to the quantity of the line with the same sku. Only before payment.
+// AddItem adds a line, or adds to the quantity of the line with the same sku (at the same unit price).
+// Only before payment.
 func (s State) AddItem(it events.LineItem) ([]events.Payload, error) {
 	if err := s.check(); err != nil {
 		return nil, err
@@ -184,10 +189,14 @@ func (s State) AddItem(it events.LineItem) ([]events.Payload, error) {
 	if s.Status != StatusPlaced {
 		return nil, ruleViolated(CodeItemsLocked, "items can change only before payment; the order is %s", s.Status)
 	}
-	next := s.Items
+	var next []events.LineItem
 	if i := s.line(it.SKU); i >= 0 {
-		if s.Items[i].Quantity+it.Quantity > MaxQuantity {
-			return nil, ruleViolated(CodeQuantityOverflow, "sku %s would have quantity %d; at most %d", it.SKU, s.Items[i].Quantity+it.Quantity, MaxQuantity)
+		line := s.Items[i]
+		if it.UnitPrice != line.UnitPrice {
+			return nil, ruleViolated(CodeUnitPriceMismatch, "sku %s is on the order at unit price %d, not %d; remove the line first to change its price", it.SKU, line.UnitPrice, it.UnitPrice)
+		}
+		if line.Quantity+it.Quantity > MaxQuantity {
+			return nil, ruleViolated(CodeQuantityOverflow, "sku %s would have quantity %d; at most %d", it.SKU, line.Quantity+it.Quantity, MaxQuantity)
 		}
 		next = slices.Clone(s.Items)
 		next[i].Quantity += it.Quantity
@@ -198,7 +207,7 @@ func (s State) AddItem(it events.LineItem) ([]events.Payload, error) {
 		next = append(slices.Clone(s.Items), it)
 	}
 	if _, ok := total(next); !ok {
-		return nil, ruleViolated(CodeTotalOverflow, "the order total would be too large")
+		return nil, totalOverflow("quantity")
 	}
 	return []events.Payload{events.OrderItemAdded{Item: it}}, nil
 }

@@ -1,8 +1,10 @@
 package order
 
 import (
+	"math"
 	"net/mail"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/orders-oss/orders/pkg/events"
@@ -65,16 +67,28 @@ func (v *validator) item(prefix string, it events.LineItem) {
 		return prefix + "." + name
 	}
 	v.text(path("sku"), it.SKU, true, MaxSKULen)
-	if strings.ContainsAny(it.SKU, "/?#%") || strings.TrimSpace(it.SKU) != it.SKU {
-		v.add(path("sku"), "must not contain / ? # %% or surrounding spaces")
+	if it.SKU != "" && !urlSafeSKU(it.SKU) {
+		v.add(path("sku"), "must not contain / ? # %%, control characters or surrounding spaces, nor be . or ..")
 	}
 	v.text(path("name"), it.Name, true, MaxTextLen)
-	if it.Quantity < 1 || it.Quantity > MaxQuantity {
+	quantityOK := it.Quantity >= 1 && it.Quantity <= MaxQuantity
+	if !quantityOK {
 		v.add(path("quantity"), "must be from 1 to %d", MaxQuantity)
 	}
 	if it.UnitPrice < 0 {
 		v.add(path("unit_price"), "must be 0 or more")
+	} else if _, ok := lineTotal(it.Quantity, it.UnitPrice); quantityOK && !ok {
+		v.add(path("unit_price"), "is too large: quantity × unit_price does not fit in a 64-bit integer")
 	}
+}
+
+// urlSafeSKU reports whether a sku can be one segment of a URL path (DELETE /orders/{id}/items/{sku})
+// that no client or router rewrites.
+func urlSafeSKU(sku string) bool {
+	if sku == "." || sku == ".." || strings.TrimSpace(sku) != sku || strings.ContainsAny(sku, "/?#%") {
+		return false
+	}
+	return !strings.ContainsFunc(sku, unicode.IsControl)
 }
 
 func isUpperLetters(s string, n int) bool {
@@ -89,16 +103,16 @@ func isUpperLetters(s string, n int) bool {
 	return true
 }
 
-// lineTotal multiplies without overflow; ok is false when the product does not fit in int64.
+// lineTotal multiplies without overflow; ok is false when either factor is negative or the product
+// does not fit in int64.
 func lineTotal(quantity, unitPrice int64) (int64, bool) {
-	if quantity == 0 || unitPrice == 0 {
-		return 0, true
-	}
-	p := quantity * unitPrice
-	if p/quantity != unitPrice || p < 0 {
+	if quantity < 0 || unitPrice < 0 {
 		return 0, false
 	}
-	return p, true
+	if quantity != 0 && unitPrice > math.MaxInt64/quantity {
+		return 0, false
+	}
+	return quantity * unitPrice, true
 }
 
 // total sums the lines; ok is false on overflow.
@@ -106,7 +120,7 @@ func total(items []events.LineItem) (int64, bool) {
 	var sum int64
 	for _, it := range items {
 		lt, ok := lineTotal(it.Quantity, it.UnitPrice)
-		if !ok || sum > (1<<63-1)-lt {
+		if !ok || sum > math.MaxInt64-lt {
 			return 0, false
 		}
 		sum += lt
