@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"maps"
 	"reflect"
 	"slices"
+	"strings"
+	"sync"
 )
 
 // UnknownEventError is returned by Decode (and Encode) for an event type or schema version this code
@@ -127,7 +127,7 @@ func isA[T Payload](p Payload) bool {
 // old version, applied in a loop until the data is current, e.g.
 //
 //	case typ == TypeOrderShipped && v == 1: // v2 added "shipped_from"
-//		data, err = setField(data, "shipped_from", `""`)
+//		data, err = withField(data, "shipped_from", "") // a helper written with the first upcast
 //
 // Stored events are never rewritten; readers only ever see current payloads.
 func upcast(typ string, from, to int, data json.RawMessage) (json.RawMessage, error) {
@@ -139,132 +139,211 @@ func upcast(typ string, from, to int, data json.RawMessage) (json.RawMessage, er
 
 // decodeAs decodes data as a T, strictly (see Decode).
 func decodeAs[T Payload](data []byte) (Payload, error) {
-	got, err := parseTree(data)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedPayload, err)
-	}
 	var p T
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedPayload, err)
 	}
-	// encoding/json ignores missing fields, matches keys case-insensitively and reads null as the zero
-	// value. Re-encoding what was read and comparing it with the data catches all three.
-	canonical, err := json.Marshal(p)
-	if err != nil {
+	// encoding/json ignores missing fields, matches keys case-insensitively, lets a repeated key win
+	// and reads null as the zero value; checkShape refuses all of that, and anything after the value.
+	if err := checkShape(data, reflect.TypeFor[T]()); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedPayload, err)
-	}
-	want, err := parseTree(canonical)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedPayload, err)
-	}
-	if diff := difference("", want, got); diff != "" {
-		return nil, fmt.Errorf("%w: %s", ErrMalformedPayload, diff)
 	}
 	return p, nil
 }
 
-// parseTree parses one JSON value into maps, slices, strings, json.Numbers, bools and nils,
-// refusing repeated object keys and anything after the value.
-func parseTree(data []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	v, err := parseValue(dec)
-	if err != nil {
-		return nil, err
+// checkShape checks that data has exactly the layout Encode writes for a value of type t: each struct
+// field once under its exact JSON name and no other key, no null but for a nil slice, nothing after
+// the value. It looks at structure only: data must be a valid JSON value followed by anything (the
+// typed decoding checked that first, and the scalars' types).
+//
+// Payloads are plain structs of strings, integers, booleans, structs and slices: checkShape refuses
+// other kinds, so a payload that adds a map or a pointer fails its golden test until this learns it.
+func checkShape(data []byte, t reflect.Type) error {
+	s := shapeScanner{data: data}
+	if err := s.value(t); err != nil {
+		if len(err.path) == 0 {
+			return fmt.Errorf("the payload %s", err.msg)
+		}
+		slices.Reverse(err.path)
+		return fmt.Errorf("%s %s", strings.TrimPrefix(strings.Join(err.path, ""), "."), err.msg)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("data after the JSON value")
+	if s.skipSpace(); s.pos != len(data) {
+		return errors.New("data after the payload")
 	}
-	return v, nil
+	return nil
 }
 
-func parseValue(dec *json.Decoder) (any, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	switch tok {
-	case json.Delim('{'):
-		obj := map[string]any{}
-		for dec.More() {
-			k, err := dec.Token()
-			if err != nil {
-				return nil, err
-			}
-			key := k.(string) // inside an object the decoder yields only string keys
-			if _, dup := obj[key]; dup {
-				return nil, fmt.Errorf("repeated key %q", key)
-			}
-			if obj[key], err = parseValue(dec); err != nil {
-				return nil, err
-			}
-		}
-		_, err := dec.Token() // '}'
-		return obj, err
-	case json.Delim('['):
-		arr := []any{}
-		for dec.More() {
-			v, err := parseValue(dec)
-			if err != nil {
-				return nil, err
-			}
-			arr = append(arr, v)
-		}
-		_, err := dec.Token() // ']'
-		return arr, err
-	}
-	return tok, nil
+type shapeError struct {
+	path []string // innermost first, e.g. ".unit_price", "[0]", ".items"
+	msg  string
 }
 
-// difference describes the first place where got differs from want, or returns "".
-func difference(path string, want, got any) string {
-	at := path
-	if at == "" {
-		at = "the payload"
+func (e *shapeError) in(segment string) *shapeError {
+	e.path = append(e.path, segment)
+	return e
+}
+
+type shapeScanner struct {
+	data []byte
+	pos  int
+}
+
+func (s *shapeScanner) skipSpace() {
+	for s.pos < len(s.data) && strings.IndexByte(" \t\r\n", s.data[s.pos]) >= 0 {
+		s.pos++
 	}
-	switch w := want.(type) {
-	case map[string]any:
-		g, ok := got.(map[string]any)
-		if !ok {
-			return fmt.Sprintf("%s must be a JSON object", at)
+}
+
+// next skips white space and returns the next byte, consuming it.
+func (s *shapeScanner) next() byte {
+	s.skipSpace()
+	c := s.data[s.pos]
+	s.pos++
+	return c
+}
+
+func (s *shapeScanner) value(t reflect.Type) *shapeError {
+	s.skipSpace()
+	isNull := s.data[s.pos] == 'n'
+	switch t.Kind() {
+	case reflect.Struct:
+		if isNull || s.next() != '{' {
+			return &shapeError{msg: "must be a JSON object"}
 		}
-		for _, k := range slices.Sorted(maps.Keys(w)) {
-			if _, ok := g[k]; !ok {
-				return fmt.Sprintf("missing field %q", join(path, k))
+		return s.object(t)
+	case reflect.Slice:
+		if isNull { // what Encode writes for a nil slice
+			s.pos += len("null")
+			return nil
+		}
+		if s.next() != '[' {
+			return &shapeError{msg: "must be a JSON array"}
+		}
+		for i := 0; ; i++ {
+			if s.skipSpace(); s.data[s.pos] == ']' {
+				s.pos++
+				return nil
 			}
-			if d := difference(join(path, k), w[k], g[k]); d != "" {
-				return d
+			if err := s.value(t.Elem()); err != nil {
+				return err.in(fmt.Sprintf("[%d]", i))
+			}
+			if s.next() == ']' {
+				return nil
 			}
 		}
-		for _, k := range slices.Sorted(maps.Keys(g)) {
-			if _, ok := w[k]; !ok {
-				return fmt.Sprintf("unknown field %q", join(path, k))
+	case reflect.String, reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if isNull {
+			return &shapeError{msg: "must not be null"}
+		}
+		s.skipScalar()
+		return nil
+	}
+	return &shapeError{msg: fmt.Sprintf("has a Go type (%s) the codec cannot check", t)}
+}
+
+// object checks the members of an object whose '{' was read.
+func (s *shapeScanner) object(t reflect.Type) *shapeError {
+	fields := fieldsOf(t)
+	if len(fields) > 64 {
+		return &shapeError{msg: fmt.Sprintf("has a Go type (%s) with more than 64 fields", t)}
+	}
+	var seen uint64 // bit i: fields[i] was present
+	if s.skipSpace(); s.data[s.pos] == '}' {
+		s.pos++
+	} else {
+		for {
+			s.skipSpace()
+			key := s.key()
+			i := slices.IndexFunc(fields, func(f field) bool { return f.name != "" && f.name == string(key) })
+			switch {
+			case i < 0:
+				return &shapeError{msg: fmt.Sprintf("has an unknown field %q", key)}
+			case seen&(1<<i) != 0:
+				return &shapeError{msg: fmt.Sprintf("has the field %q twice", key)}
+			}
+			seen |= 1 << i
+			s.next() // ':'
+			if err := s.value(fields[i].typ); err != nil {
+				return err.in("." + fields[i].name)
+			}
+			if s.next() == '}' {
+				break
 			}
 		}
+	}
+	for i, f := range fields {
+		if f.name != "" && seen&(1<<i) == 0 {
+			return &shapeError{msg: fmt.Sprintf("lacks the field %q", f.name)}
+		}
+	}
+	return nil
+}
+
+// key reads an object key (a JSON string) and returns it unescaped.
+func (s *shapeScanner) key() []byte {
+	start := s.pos
+	s.skipScalar()
+	raw := s.data[start:s.pos]
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return raw[1 : len(raw)-1]
+	}
+	var k string
+	_ = json.Unmarshal(raw, &k) // valid JSON, so a valid string
+	return []byte(k)
+}
+
+// skipScalar moves past a string, number, true or false.
+func (s *shapeScanner) skipScalar() {
+	if s.data[s.pos] == '"' {
+		for s.pos++; s.data[s.pos] != '"'; s.pos++ {
+			if s.data[s.pos] == '\\' {
+				s.pos++
+			}
+		}
+		s.pos++
+		return
+	}
+	for s.pos < len(s.data) && strings.IndexByte(",}] \t\r\n", s.data[s.pos]) < 0 {
+		s.pos++
+	}
+}
+
+// field is a struct field as encoding/json sees it; name is "" for one it does not write.
+type field struct {
+	name string
+	typ  reflect.Type
+}
+
+var fieldCache sync.Map // reflect.Type -> []field
+
+// fieldsOf returns the fields of a struct type, in order (reflect.Type.Field allocates: cache them).
+func fieldsOf(t reflect.Type) []field {
+	if v, ok := fieldCache.Load(t); ok {
+		return v.([]field)
+	}
+	fields := make([]field, t.NumField())
+	for i := range fields {
+		f := t.Field(i)
+		fields[i] = field{name: jsonName(f), typ: f.Type}
+	}
+	v, _ := fieldCache.LoadOrStore(t, fields)
+	return v.([]field)
+}
+
+// jsonName is a field's key as encoding/json writes it, or "" when it is not written.
+func jsonName(f reflect.StructField) string {
+	if !f.IsExported() {
 		return ""
-	case []any:
-		g, ok := got.([]any)
-		if !ok || len(g) != len(w) {
-			return fmt.Sprintf("%s must be an array of %d", at, len(w))
-		}
-		for i := range w {
-			if d := difference(fmt.Sprintf("%s[%d]", path, i), w[i], g[i]); d != "" {
-				return d
-			}
-		}
+	}
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	switch name {
+	case "-":
 		return ""
+	case "":
+		return f.Name
 	}
-	if want != got {
-		return fmt.Sprintf("%s is %v, read back as %v", at, got, want)
-	}
-	return ""
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
+	return name
 }

@@ -290,11 +290,20 @@ func goldenData(t *testing.T, typ string) string {
 }
 
 func TestDecodeIgnoresLayoutAndKeyOrder(t *testing.T) {
-	// As Postgres jsonb gives it back: keys reordered, spaces added, characters escaped.
-	data := `{"name": "Pen", "sku": "PN-\u0037", "unit_price": 250, "quantity": 1}`
+	// As Postgres jsonb gives it back: keys reordered, spaces added; and characters escaped.
+	data := `{"n\u0061me": "Pen", "sku": "PN-\u0037", "unit_price": 250,` + "\n\t\r" + `"quantity": 1}`
 	p, err := Decode(TypeOrderItemAdded, 1, json.RawMessage(`{ "item" : `+data+` }`))
 	if want := sample(t, TypeOrderItemAdded); err != nil || !reflect.DeepEqual(p, want) {
 		t.Errorf("Decode(reordered) = %#v, %v; want %#v", p, err, want)
+	}
+}
+
+func TestCheckShapeRefusesTypesItCannotCheck(t *testing.T) {
+	type withMap struct {
+		M map[string]int `json:"m"`
+	}
+	if err := checkShape([]byte(`{"m":{}}`), reflect.TypeFor[withMap]()); err == nil {
+		t.Error("checkShape(struct with a map) = nil, want an error")
 	}
 }
 
@@ -309,4 +318,31 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("Decode(Encode(%#v)) = %#v, %v", p, got, err)
 		}
 	}
+}
+
+// FuzzDecode: Decode never panics, and what it accepts is what Encode writes (up to layout and key order).
+func FuzzDecode(f *testing.F) {
+	for _, p := range samples {
+		_, _, data, err := Encode(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(p.EventType(), string(data))
+	}
+	f.Add(TypeOrderItemRemoved, `{"sku":"A\"}\\","x":1}`)
+	f.Add(TypeOrderPlaced, `{"items":[{},null]}`)
+	f.Fuzz(func(t *testing.T, typ, data string) {
+		p, err := Decode(typ, 1, json.RawMessage(data))
+		if err != nil {
+			return
+		}
+		_, _, again, err := Encode(p)
+		if err != nil {
+			t.Fatalf("Encode(Decode(%s)) error = %v", data, err)
+		}
+		var in, out any
+		if json.Unmarshal([]byte(data), &in) != nil || json.Unmarshal(again, &out) != nil || !reflect.DeepEqual(in, out) {
+			t.Errorf("Decode(%s, %s) accepted data that re-encodes as %s", typ, data, again)
+		}
+	})
 }
