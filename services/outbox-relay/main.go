@@ -1,0 +1,177 @@
+// Command outbox-relay publishes the event store's outbox to Kafka: every committed event reaches the
+// events topic, keyed by order id, in order per order, none lost. Any number of replicas may run; one
+// publishes at a time (docs/relay.md).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orders-oss/orders/internal/envconfig"
+	"github.com/orders-oss/orders/internal/httpserver"
+	"github.com/orders-oss/orders/internal/problem"
+	"github.com/orders-oss/orders/services/outbox-relay/relay"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "outbox-relay:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	DatabaseURL     string
+	Brokers         []string
+	Topic           string
+	Partitions      int
+	Replication     int
+	HTTPAddr        string
+	BatchSize       int
+	MaxPollInterval time.Duration
+	ProduceTimeout  time.Duration
+	IdleInTxTimeout time.Duration
+	BacklogInterval time.Duration
+	StandbyPoll     time.Duration
+	MaxErrorBackoff time.Duration
+}
+
+func loadConfig(getenv func(string) string) (config, error) {
+	r := envconfig.New(getenv)
+	c := config{
+		DatabaseURL:     r.Required("DATABASE_URL"),
+		Brokers:         r.List("KAFKA_BROKERS", true),
+		Topic:           r.String("EVENTS_TOPIC", "orders.events"),
+		Partitions:      r.Int("EVENTS_TOPIC_PARTITIONS", 6, 1, 10_000),
+		Replication:     r.Int("EVENTS_TOPIC_REPLICATION", -1, -1, 32),
+		HTTPAddr:        r.String("HTTP_ADDR", ":8082"),
+		BatchSize:       r.Int("RELAY_BATCH_SIZE", 500, 1, 10_000),
+		MaxPollInterval: r.Duration("RELAY_MAX_POLL_INTERVAL", 50*time.Millisecond, time.Millisecond, time.Minute),
+		ProduceTimeout:  r.Duration("RELAY_PRODUCE_TIMEOUT", 10*time.Second, 100*time.Millisecond, 5*time.Minute),
+		IdleInTxTimeout: r.Duration("RELAY_IDLE_IN_TX_TIMEOUT", 30*time.Second, time.Second, time.Hour),
+		BacklogInterval: r.Duration("RELAY_BACKLOG_INTERVAL", 5*time.Second, 100*time.Millisecond, time.Hour),
+		StandbyPoll:     r.Duration("RELAY_STANDBY_POLL", 500*time.Millisecond, 10*time.Millisecond, time.Minute),
+		MaxErrorBackoff: r.Duration("RELAY_MAX_ERROR_BACKOFF", 5*time.Second, 10*time.Millisecond, 5*time.Minute),
+	}
+	r.Check(c.Replication != 0, "EVENTS_TOPIC_REPLICATION", "must be -1 (broker default) or 1 and more")
+	// A leader whose session Postgres ends for idling must not be able to get its acks after a standby
+	// took over: its produce deadline ends first.
+	r.Check(c.ProduceTimeout < c.IdleInTxTimeout, "RELAY_PRODUCE_TIMEOUT",
+		"must be shorter than RELAY_IDLE_IN_TX_TIMEOUT (%s)", c.IdleInTxTimeout)
+	return c, r.Err()
+}
+
+func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	log := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "outbox-relay")
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	pc.MaxConns = 4
+	pc.ConnConfig.RuntimeParams["application_name"] = "orders-outbox-relay"
+	pc.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = fmt.Sprint(cfg.IdleInTxTimeout.Milliseconds())
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	defer pool.Close()
+
+	client, err := kgo.NewClient(
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotent writes are the default and need acks=all
+		kgo.ProducerLinger(time.Millisecond),
+		kgo.ProducerBatchMaxBytes(1<<20),
+		kgo.MaxBufferedRecords(4*cfg.BatchSize),
+	)
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer client.Close()
+
+	metrics := relay.NewMetrics()
+	r := relay.New(relay.Config{Pool: pool, Client: client, Topic: cfg.Topic, BatchSize: cfg.BatchSize,
+		ProduceTimeout: cfg.ProduceTimeout, Log: log, Metrics: metrics})
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// The HTTP endpoints come up first so an operator can see a relay that waits for its servers.
+	var topicReady sync.Once
+	topicOK := make(chan struct{})
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = problem.Handler(log, nil)
+	httpserver.Health(e, func(ctx context.Context) error {
+		select {
+		case <-topicOK:
+		default:
+			return errors.New("the events topic is not checked yet (waiting for Kafka)")
+		}
+		if err := pool.Ping(ctx); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		return client.Ping(ctx)
+	})
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := httpserver.Run(ctx, cfg.HTTPAddr, e, log, nil); err != nil {
+			log.Error("http server stopped", "error", err.Error())
+			cancel()
+		}
+	}()
+
+	// Topic: create or check, retrying while Kafka is away.
+	adm := kadm.NewClient(client)
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, cfg.MaxErrorBackoff) {
+		tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
+		problems, err := relay.EnsureTopic(tctx, adm, cfg.Topic, int32(cfg.Partitions), int16(cfg.Replication))
+		tcancel()
+		if err == nil {
+			for _, p := range problems {
+				log.Error("UNSAFE EVENTS TOPIC CONFIGURATION: rebuilds from this topic would be partial", "topic", cfg.Topic, "problem", string(p))
+			}
+			metrics.TopicConfigBad.Set(map[bool]float64{true: 1, false: 0}[len(problems) > 0])
+			topicReady.Do(func() { close(topicOK) })
+			break
+		}
+		log.Warn("events topic not ready; retrying", "topic", cfg.Topic, "error", err.Error(), "retry_in", backoff.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+	}
+
+	wg.Add(1)
+	go func() { defer wg.Done(); r.WatchBacklog(ctx, cfg.BacklogInterval) }()
+	log.Info("relaying", "topic", cfg.Topic, "batch_size", cfg.BatchSize)
+	polling := relay.DefaultPolling
+	polling.MaxPoll, polling.StandbyPoll, polling.MaxErrorBackoff = cfg.MaxPollInterval, cfg.StandbyPoll, cfg.MaxErrorBackoff
+	err = r.Run(ctx, polling)
+	cancel()
+	return err
+}

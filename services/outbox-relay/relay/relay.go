@@ -1,0 +1,204 @@
+// Package relay publishes the event store's outbox to Kafka: every committed event reaches the events
+// topic at least once, keyed by order id, in version order per order, and is deleted from the outbox
+// only after the broker acknowledged it. See docs/relay.md for why nothing is skipped and how one
+// publisher at a time is enforced.
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orders-oss/orders/pkg/events"
+)
+
+// LeaderLockKey is the transaction-scoped advisory lock a relay holds while it publishes a batch. Only
+// the holder publishes; the lock ends with the transaction, or with the session when the process dies
+// or Postgres ends an idle transaction.
+const LeaderLockKey int64 = 0x6f7264657273_02
+
+// ErrNotLeader: another relay holds the lock; this one is a standby for now.
+var ErrNotLeader = errors.New("another relay is publishing")
+
+// ErrProducerBusy: records of an earlier, failed batch are still in the Kafka client's buffer (the
+// broker is unreachable); no new batch starts until they are delivered or fail.
+var ErrProducerBusy = errors.New("earlier records still buffered in the producer")
+
+// Config of a Relay.
+type Config struct {
+	Pool           *pgxpool.Pool
+	Client         *kgo.Client // idempotent producer with acks from all in-sync replicas
+	Topic          string
+	BatchSize      int
+	ProduceTimeout time.Duration // how long a batch may wait for acks before it is abandoned (not deleted)
+	Log            *slog.Logger
+	Metrics        *Metrics
+}
+
+// Relay moves outbox rows to Kafka.
+type Relay struct {
+	Config
+}
+
+// New returns a relay.
+func New(cfg Config) *Relay {
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.ProduceTimeout <= 0 {
+		cfg.ProduceTimeout = 10 * time.Second
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	return &Relay{cfg}
+}
+
+const claimSQL = `
+SELECT o.id, e.position, e.event_id, e.stream_id::text, e.version, e.type, e.schema_version, e.data,
+       e.metadata, e.occurred_at, e.recorded_at
+FROM outbox o JOIN events e ON e.position = o.position
+ORDER BY o.id
+LIMIT $1`
+
+// RunOnce publishes one batch: it takes the leader lock, reads the oldest committed outbox rows, sends
+// them, waits for every ack and deletes exactly those rows, all in one transaction. On any failure
+// nothing is deleted and the rows go out again with the next batch (duplicates, never gaps). It returns
+// how many events it published.
+func (r *Relay) RunOnce(ctx context.Context) (int, error) {
+	if n := r.Client.BufferedProduceRecords(); n > 0 {
+		return 0, fmt.Errorf("%w (%d records)", ErrProducerBusy, n)
+	}
+	tx, err := r.Pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit this is a no-op
+
+	var leader bool
+	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", LeaderLockKey).Scan(&leader); err != nil {
+		return 0, fmt.Errorf("leader lock: %w", err)
+	}
+	r.Metrics.Leader.Set(b2f(leader))
+	if !leader {
+		return 0, ErrNotLeader
+	}
+	rows, err := tx.Query(ctx, claimSQL, r.BatchSize)
+	if err != nil {
+		return 0, fmt.Errorf("read outbox: %w", err)
+	}
+	ids, records, recorded, err := r.collect(rows)
+	if err != nil {
+		return 0, err
+	}
+	if len(ids) == 0 {
+		return 0, tx.Commit(ctx)
+	}
+	if err := r.publish(ctx, records, recorded); err != nil {
+		return 0, err
+	}
+	tag, err := tx.Exec(ctx, "DELETE FROM outbox WHERE id = ANY($1)", ids)
+	if err != nil {
+		return 0, fmt.Errorf("delete published rows: %w", err)
+	}
+	if int(tag.RowsAffected()) != len(ids) {
+		// Only the lock holder deletes, so this means the lock was lost (the session was ended): give up
+		// the batch; the rows that remain go out again.
+		return 0, fmt.Errorf("delete published rows: %d of %d were still there", tag.RowsAffected(), len(ids))
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("commit: %w", err)
+	}
+	r.Metrics.Published.Add(float64(len(ids)))
+	return len(ids), nil
+}
+
+func (r *Relay) collect(rows pgx.Rows) ([]int64, []*kgo.Record, []time.Time, error) {
+	defer rows.Close()
+	var (
+		ids      []int64
+		records  []*kgo.Record
+		recorded []time.Time
+	)
+	for rows.Next() {
+		var id int64
+		var e events.Envelope
+		var data, meta []byte
+		if err := rows.Scan(&id, &e.Position, &e.EventID, &e.OrderID, &e.Version, &e.Type, &e.SchemaVersion, &data,
+			&meta, &e.OccurredAt, &e.RecordedAt); err != nil {
+			return nil, nil, nil, fmt.Errorf("read outbox: %w", err)
+		}
+		e.Data = data
+		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+			return nil, nil, nil, fmt.Errorf("event %s metadata: %w", e.EventID, err)
+		}
+		e.OccurredAt, e.RecordedAt = e.OccurredAt.UTC(), e.RecordedAt.UTC()
+		value, err := json.Marshal(e)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("encode event %s: %w", e.EventID, err)
+		}
+		ids = append(ids, id)
+		recorded = append(recorded, e.RecordedAt)
+		records = append(records, &kgo.Record{Topic: r.Topic, Key: []byte(e.OrderID), Value: value, Headers: []kgo.RecordHeader{
+			{Key: "event_id", Value: []byte(e.EventID.String())},
+			{Key: "type", Value: []byte(e.Type)},
+			{Key: "schema_version", Value: []byte(strconv.Itoa(e.SchemaVersion))},
+			{Key: "correlation_id", Value: []byte(e.Metadata.CorrelationID)},
+		}})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, nil, fmt.Errorf("read outbox: %w", err)
+	}
+	return ids, records, recorded, nil
+}
+
+// publish sends the batch in outbox order and waits for every ack. The idempotent producer keeps
+// per-partition order across its internal retries; a batch with any failed record fails as a whole.
+func (r *Relay) publish(ctx context.Context, records []*kgo.Record, recorded []time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, r.ProduceTimeout)
+	defer cancel()
+	results := make(chan error, len(records))
+	for i, rec := range records {
+		recordedAt := recorded[i]
+		r.Client.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+			if err == nil {
+				r.Metrics.CommitToAck.Observe(time.Since(recordedAt).Seconds())
+			}
+			results <- err
+		})
+	}
+	var first error
+	for range records {
+		select {
+		case err := <-results:
+			if err != nil && first == nil {
+				first = err
+			}
+		case <-ctx.Done():
+			// The client may still hold records it already sent (an idempotent producer cannot drop
+			// them safely); RunOnce refuses new batches until they are gone.
+			r.Metrics.PublishErrors.Inc()
+			return fmt.Errorf("publish %d events: no ack within %s: %w", len(records), r.ProduceTimeout, ctx.Err())
+		}
+	}
+	if first != nil {
+		r.Metrics.PublishErrors.Inc()
+		return fmt.Errorf("publish %d events: %w", len(records), first)
+	}
+	return nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
