@@ -116,7 +116,13 @@ install_packages() {
   fi
 }
 
-mvn_get() { JAVA_HOME=$JAVA_HOME_17 mvn -q -B -Dstyle.color=never "$@" >&2 || die "mvn failed: mvn $*"; }
+mvn_get() { # quiet on success; the whole output on failure
+  local log; log=$(mktemp)
+  if ! JAVA_HOME=$JAVA_HOME_17 mvn -q -B -Dstyle.color=never "$@" >"$log" 2>&1; then
+    cat "$log" >&2; rm -f "$log"; die "mvn failed: mvn $*"
+  fi
+  rm -f "$log"
+}
 
 install_kafka() {
   local libs=$LOCAL/kafka/libs stamp=$LOCAL/kafka/libs/.stamp want
