@@ -33,7 +33,10 @@ running() { [ -f "$(pidfile "$1")" ] && kill -0 "$(cat "$(pidfile "$1")")" 2>/de
 start_one() {
   local name=$1 port=$2 log=$DIR/$1.log
   [ -x "$BIN/$name" ] || return 0
-  if running "$name"; then say "services: $name already running"; return 0; fi
+  if running "$name"; then
+    if [ "$BIN/$name" -nt "$(pidfile "$name")" ]; then say "services: $name was rebuilt; restarting it"; stop_one "$name"
+    else say "services: $name already running"; return 0; fi
+  fi
   if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
     die "port $port (for $name) is already in use by another program. Stop it, or choose another port (see deploy/local/services.sh)"
   fi
