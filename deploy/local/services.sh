@@ -34,7 +34,7 @@ start_one() {
   local name=$1 port=$2 log=$DIR/$1.log
   [ -x "$BIN/$name" ] || return 0
   if running "$name"; then
-    if [ "$BIN/$name" -nt "$(pidfile "$name")" ]; then say "services: $name was rebuilt; restarting it"; stop_one "$name"
+    if [ "$(sha256sum <"$BIN/$name")" != "$(cat "$DIR/$name.sha" 2>/dev/null)" ]; then say "services: $name was rebuilt; restarting it"; stop_one "$name"
     else say "services: $name already running"; return 0; fi
   fi
   if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
@@ -42,6 +42,7 @@ start_one() {
   fi
   HTTP_ADDR="127.0.0.1:$port" nohup "$BIN/$name" >>"$log" 2>&1 </dev/null &
   echo $! >"$(pidfile "$name")"
+  sha256sum <"$BIN/$name" >"$DIR/$name.sha"
   local deadline=$((SECONDS + STACK_TIMEOUT))
   until curl -fsS -o /dev/null "http://127.0.0.1:$port/readyz" 2>/dev/null; do
     if ! running "$name"; then say "services: $name exited during start-up. Last lines of $log:"; tail -n 30 "$log" >&2; exit 1; fi
