@@ -2,9 +2,12 @@
 // servers with durable settings, and writes the figures to BENCHMARKS.md (make bench).
 //
 //	ordersbench write [-duration 8s] [-rounds 3] [-out BENCHMARKS.md]
+//	ordersbench relay [-events 100000] [-load 15s] [-rounds 3] [-out BENCHMARKS.md]
 //
 // write: POST /orders through the command API (in-process server, real Postgres) at 8 and 32 clients,
 // beside raw pgx doing the same two-insert transaction (event + outbox row) in one round trip.
+// relay: the outbox relay draining a backlog, beside a raw franz-go produce of the same records and the
+// database-only claim rate; then the backlog and commit-to-ack latency under sustained command load.
 package main
 
 import (
@@ -14,7 +17,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -28,7 +33,7 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: ordersbench write [flags]")
+		return fmt.Errorf("usage: ordersbench write|relay [flags]")
 	}
 	switch args[0] {
 	case "write":
@@ -45,6 +50,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return fmt.Errorf("DATABASE_URL is required (eval \"$(make -s env)\")")
 		}
 		return benchWrite(ctx, cfg, stdout)
+	case "relay":
+		fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+		cfg := relayConfig{}
+		fs.IntVar(&cfg.Events, "events", 100_000, "backlog size to drain")
+		fs.IntVar(&cfg.Batch, "batch", 2000, "relay batch size (RELAY_BATCH_SIZE)")
+		fs.DurationVar(&cfg.Load, "load", 15*time.Second, "length of the sustained-load run")
+		fs.IntVar(&cfg.Rounds, "rounds", 3, "drain measurements (the median is reported)")
+		fs.StringVar(&cfg.Out, "out", "BENCHMARKS.md", "file to write the figures to")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		cfg.DatabaseURL = getenv("DATABASE_URL")
+		for _, b := range strings.Split(getenv("KAFKA_BROKERS"), ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				cfg.Brokers = append(cfg.Brokers, b)
+			}
+		}
+		if cfg.DatabaseURL == "" || len(cfg.Brokers) == 0 {
+			return fmt.Errorf("DATABASE_URL and KAFKA_BROKERS are required (eval \"$(make -s env)\")")
+		}
+		return benchRelay(ctx, cfg, stdout)
 	}
-	return fmt.Errorf("unknown benchmark %q (write)", args[0])
+	return fmt.Errorf("unknown benchmark %q (write, relay)", args[0])
 }
