@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -42,8 +43,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		fs.DurationVar(&cfg.Duration, "duration", defaultDuration, "length of one measurement")
 		fs.IntVar(&cfg.Rounds, "rounds", 3, "measurements per figure (the median is reported)")
 		fs.StringVar(&cfg.Out, "out", "BENCHMARKS.md", "file to write the figures to")
+		cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
+		}
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
 		}
 		cfg.DatabaseURL = getenv("DATABASE_URL")
 		if cfg.DatabaseURL == "" {

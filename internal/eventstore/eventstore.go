@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orders-oss/orders/pkg/events"
@@ -123,12 +124,19 @@ func (s *Store) Append(ctx context.Context, req AppendRequest) ([]events.Envelop
 		out[i] = events.Envelope{EventID: e.EventID, OrderID: id.String(), Type: e.Type, SchemaVersion: e.SchemaVersion,
 			OccurredAt: occurred[i], Data: e.Data, Metadata: e.Metadata}
 	}
-	args := []any{id, req.ExpectedVersion, ids, types, versions, data, meta, occurred}
+	// UUIDs go to pgx as pgtype.UUID: uuid.UUID would be encoded through driver.Valuer as text and
+	// parsed again, which showed up as a tenth of the append's CPU in a profile.
+	pgIDs := make([]pgtype.UUID, n)
+	for i, e := range ids {
+		pgIDs[i] = pgtype.UUID{Bytes: e, Valid: true}
+	}
+	stream := pgtype.UUID{Bytes: id, Valid: true}
+	args := []any{stream, req.ExpectedVersion, pgIDs, types, versions, data, meta, occurred}
 	many := 0
 	if n > 1 {
 		many = 1
 	} else {
-		args = []any{id, req.ExpectedVersion, ids[0], types[0], versions[0], data[0], meta[0], occurred[0]}
+		args = []any{stream, req.ExpectedVersion, pgIDs[0], types[0], versions[0], data[0], meta[0], occurred[0]}
 	}
 	withKey := 0
 	if r := req.Idempotency; r != nil {
