@@ -62,3 +62,24 @@ func FromState(s order.State) Order {
 	}
 	return o
 }
+
+// ToState is the inverse of FromState: it rebuilds the folded state from an order's API shape (the
+// search projector keeps its documents in this shape and evolves them further).
+func ToState(o Order) order.State {
+	s := order.State{ID: o.ID, Version: o.Version, Status: order.Status(o.Status), Customer: o.Customer,
+		ShippingAddress: o.ShippingAddress, Currency: o.Currency, Items: o.Items, Total: o.Total,
+		PlacedAt: o.PlacedAt, UpdatedAt: o.UpdatedAt}
+	if len(s.Items) == 0 {
+		s.Items = nil
+	}
+	if o.Payment != nil {
+		s.PaidAmount, s.PaymentReference = o.Payment.Amount, o.Payment.Reference
+	}
+	if o.Shipment != nil {
+		s.Carrier, s.TrackingNumber = o.Shipment.Carrier, o.Shipment.TrackingNumber
+	}
+	if o.Cancellation != nil {
+		s.CancelReason, s.RefundDue = o.Cancellation.Reason, o.Cancellation.RefundDue
+	}
+	return s
+}

@@ -1,0 +1,222 @@
+// Package searchindex is the OpenSearch side of the search projector: the orders index behind an
+// alias with an explicit mapping, and version-guarded bulk writes of order documents. A document is an
+// order in its API shape (pkg/api.Order), indexed with version_type=external and the order's version,
+// so a duplicate or stale write is refused by OpenSearch itself (409 = already applied).
+package searchindex
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/opensearch-project/opensearch-go/v2"
+	"github.com/opensearch-project/opensearch-go/v2/opensearchapi"
+
+	"github.com/orders-oss/orders/pkg/api"
+)
+
+// Mapping is the explicit mapping of an orders index: keyword ids, skus and statuses; text with
+// keyword sub-fields for names; dates; amounts as integers. Dynamic fields are refused so a document
+// can never silently grow an unmapped field.
+const Mapping = `{
+  "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+  "mappings": {
+    "dynamic": "strict",
+    "properties": {
+      "id": {"type": "keyword"},
+      "version": {"type": "long"},
+      "status": {"type": "keyword"},
+      "currency": {"type": "keyword"},
+      "total": {"type": "long"},
+      "items": {"properties": {
+        "sku": {"type": "keyword"},
+        "name": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}},
+        "quantity": {"type": "long"},
+        "unit_price": {"type": "long"}}},
+      "customer": {"properties": {
+        "id": {"type": "keyword"},
+        "name": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}},
+        "email": {"type": "text", "analyzer": "simple", "fields": {"keyword": {"type": "keyword", "ignore_above": 256}}}}},
+      "shipping_address": {"properties": {
+        "name": {"type": "text"}, "line1": {"type": "text"}, "line2": {"type": "text"},
+        "city": {"type": "keyword"}, "postal_code": {"type": "keyword"}, "country": {"type": "keyword"}}},
+      "payment": {"properties": {"amount": {"type": "long"}, "reference": {"type": "keyword"}}},
+      "shipment": {"properties": {"carrier": {"type": "keyword"}, "tracking_number": {"type": "keyword"}}},
+      "cancellation": {"properties": {"reason": {"type": "text"}, "refund_due": {"type": "long"}}},
+      "placed_at": {"type": "date"},
+      "updated_at": {"type": "date"}
+    }
+  }
+}`
+
+// Index writes order documents.
+type Index struct {
+	client *opensearch.Client
+	alias  string
+}
+
+// New returns an index that reads and writes through alias.
+func New(client *opensearch.Client, alias string) *Index { return &Index{client: client, alias: alias} }
+
+// Ensure creates index (with Mapping) when missing and points alias at it when the alias does not
+// exist yet. An alias that already points elsewhere is left alone (a rebuild switches it).
+func (ix *Index) Ensure(ctx context.Context, index string) error {
+	res, err := opensearchapi.IndicesExistsRequest{Index: []string{index}}.Do(ctx, ix.client)
+	if _, err := check("index exists", res, err, http.StatusNotFound); err != nil {
+		return err
+	}
+	if res.StatusCode == http.StatusNotFound {
+		res, err = opensearchapi.IndicesCreateRequest{Index: index, Body: strings.NewReader(Mapping)}.Do(ctx, ix.client)
+		if body, err := check("create index "+index, res, err, http.StatusBadRequest); err != nil {
+			return err
+		} else if res.StatusCode == http.StatusBadRequest && !bytes.Contains(body, []byte("resource_already_exists_exception")) {
+			return fmt.Errorf("create index %s: %s", index, body)
+		}
+	}
+	res, err = opensearchapi.IndicesExistsAliasRequest{Name: []string{ix.alias}}.Do(ctx, ix.client)
+	if _, err := check("alias exists", res, err, http.StatusNotFound); err != nil {
+		return err
+	}
+	if res.StatusCode == http.StatusNotFound {
+		res, err = opensearchapi.IndicesPutAliasRequest{Index: []string{index}, Name: ix.alias}.Do(ctx, ix.client)
+		if _, err := check("put alias "+ix.alias, res, err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Get returns the current documents of the given orders (missing ones are absent from the map). It
+// reads in real time, without waiting for a refresh.
+func (ix *Index) Get(ctx context.Context, ids []string) (map[string]api.Order, error) {
+	out := map[string]api.Order{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	body, _ := json.Marshal(map[string][]string{"ids": ids})
+	res, err := opensearchapi.MgetRequest{Index: ix.alias, Body: bytes.NewReader(body)}.Do(ctx, ix.client)
+	raw, err := check("mget", res, err)
+	if err != nil {
+		return nil, err
+	}
+	var mget struct {
+		Docs []struct {
+			ID     string          `json:"_id"`
+			Found  bool            `json:"found"`
+			Source json.RawMessage `json:"_source"`
+			Error  json.RawMessage `json:"error"`
+		} `json:"docs"`
+	}
+	if err := json.Unmarshal(raw, &mget); err != nil {
+		return nil, fmt.Errorf("mget: %w", err)
+	}
+	for _, d := range mget.Docs {
+		if len(d.Error) > 0 {
+			return nil, fmt.Errorf("mget %s: %s", d.ID, d.Error)
+		}
+		if !d.Found {
+			continue
+		}
+		var o api.Order
+		if err := json.Unmarshal(d.Source, &o); err != nil {
+			return nil, fmt.Errorf("document %s: %w", d.ID, err)
+		}
+		out[d.ID] = o
+	}
+	return out, nil
+}
+
+// WriteResult says what happened to each document of a bulk write.
+type WriteResult struct {
+	Written  int               // indexed at a newer version
+	Stale    int               // refused with 409: the index already had this version or a newer one
+	Failures map[string]string // order id -> error, for items that failed for any other reason
+}
+
+// Write indexes the documents, each at its order's version (external versioning). Every item's
+// status is checked: 201/200 written, 409 stale (already applied), anything else a failure of that
+// order. A failure of the request as a whole is returned as an error.
+func (ix *Index) Write(ctx context.Context, docs []api.Order, refresh bool) (WriteResult, error) {
+	r := WriteResult{Failures: map[string]string{}}
+	if len(docs) == 0 {
+		return r, nil
+	}
+	var body bytes.Buffer
+	for _, d := range docs {
+		meta := map[string]map[string]any{"index": {"_index": ix.alias, "_id": d.ID, "version": d.Version, "version_type": "external"}}
+		if err := json.NewEncoder(&body).Encode(meta); err != nil {
+			return r, err
+		}
+		if err := json.NewEncoder(&body).Encode(d); err != nil {
+			return r, err
+		}
+	}
+	req := opensearchapi.BulkRequest{Body: &body}
+	if refresh {
+		req.Refresh = "true"
+	}
+	res, err := req.Do(ctx, ix.client)
+	raw, err := check("bulk", res, err)
+	if err != nil {
+		return r, err
+	}
+	var bulk struct {
+		Items []map[string]struct {
+			ID     string          `json:"_id"`
+			Status int             `json:"status"`
+			Error  json.RawMessage `json:"error"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal(raw, &bulk); err != nil {
+		return r, fmt.Errorf("bulk answer: %w", err)
+	}
+	if len(bulk.Items) != len(docs) {
+		return r, fmt.Errorf("bulk answered %d items for %d documents", len(bulk.Items), len(docs))
+	}
+	for i, item := range bulk.Items {
+		it := item["index"]
+		switch {
+		case it.Status == http.StatusOK || it.Status == http.StatusCreated:
+			r.Written++
+		case it.Status == http.StatusConflict:
+			r.Stale++
+		default:
+			r.Failures[docs[i].ID] = strconv.Itoa(it.Status) + " " + string(it.Error)
+		}
+	}
+	return r, nil
+}
+
+// check turns an opensearch-go answer into an error unless it is 2xx or one of the allowed statuses
+// (opensearch-go returns err == nil for 4xx and 5xx), and returns the body.
+func check(what string, res *opensearchapi.Response, err error, allowed ...int) ([]byte, error) {
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%s: read answer: %w", what, err)
+	}
+	if res.IsError() {
+		for _, s := range allowed {
+			if res.StatusCode == s {
+				return raw, nil
+			}
+		}
+		return raw, fmt.Errorf("%s: %s: %s", what, res.Status(), truncate(raw, 500))
+	}
+	return raw, nil
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "..."
+	}
+	return string(b)
+}
