@@ -14,7 +14,7 @@ func TestToStateInvertsFromState(t *testing.T) {
 	states := []order.State{
 		{ID: "o-1", Version: 1, Status: order.StatusPlaced, Customer: events.Customer{ID: "c", Name: "Ada", Email: "a@x.io"},
 			ShippingAddress: events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"},
-			Currency: "EUR", Items: []events.LineItem{{SKU: "A", Name: "a", Quantity: 2, UnitPrice: 5}}, Total: 10, PlacedAt: at, UpdatedAt: at},
+			Currency:        "EUR", Items: []events.LineItem{{SKU: "A", Name: "a", Quantity: 2, UnitPrice: 5}}, Total: 10, PlacedAt: at, UpdatedAt: at},
 		{ID: "o-2", Version: 4, Status: order.StatusShipped, Currency: "EUR", Items: []events.LineItem{{SKU: "A", Name: "a", Quantity: 1, UnitPrice: 7}},
 			Total: 7, PaidAmount: 7, PaymentReference: "p", Carrier: "DHL", TrackingNumber: "T1", PlacedAt: at, UpdatedAt: at.Add(time.Hour)},
 		{ID: "o-3", Version: 3, Status: order.StatusCancelled, Currency: "EUR", Items: []events.LineItem{{SKU: "A", Name: "a", Quantity: 1, UnitPrice: 7}},
