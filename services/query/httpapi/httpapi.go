@@ -1,0 +1,157 @@
+// Package httpapi is the read API of orders: an order by id and lists from the Postgres read model,
+// and search from the OpenSearch index. Errors are problem+json like the command API's; a read model
+// or index that cannot answer gives 503, never a 500 with its internals.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/orders-oss/orders/internal/httpserver"
+	"github.com/orders-oss/orders/internal/problem"
+	"github.com/orders-oss/orders/services/query/search"
+)
+
+// Searcher is what the API needs of the search index.
+type Searcher interface {
+	Search(ctx context.Context, req search.Request) (search.Result, error)
+}
+
+// Config wires the API.
+type Config struct {
+	Search Searcher
+	Log    *slog.Logger
+	Ready  func(ctx context.Context) error
+}
+
+// New returns the read API's handler.
+func New(cfg Config) http.Handler {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = problem.Handler(cfg.Log, mapError)
+	e.Use(httpserver.Common(cfg.Log, "16KB")...)
+	httpserver.Health(e, cfg.Ready)
+	s := &server{cfg}
+	e.GET("/orders/search", s.search)
+	return e
+}
+
+type server struct{ Config }
+
+func mapError(err error) *problem.Problem {
+	switch {
+	case errors.Is(err, search.ErrUnavailable):
+		return problem.New(http.StatusServiceUnavailable, "search_unavailable", "search cannot answer right now; retry shortly")
+	case errors.Is(err, search.ErrBadCursor):
+		return problem.New(http.StatusBadRequest, "invalid_cursor", err.Error())
+	}
+	return nil
+}
+
+var statuses = map[string]bool{"placed": true, "paid": true, "shipped": true, "delivered": true, "cancelled": true}
+
+// params collects query-parameter problems so one answer lists them all.
+type params struct {
+	c      echo.Context
+	errors []problem.FieldError
+}
+
+func (p *params) fail(name, msg string) { p.errors = append(p.errors, problem.FieldError{Field: name, Message: msg}) }
+
+func (p *params) time(name string) *time.Time {
+	v := p.c.QueryParam(name)
+	if v == "" {
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		p.fail(name, "must be an RFC 3339 time like 2026-11-22T10:00:00Z")
+		return nil
+	}
+	return &t
+}
+
+func (p *params) int64(name string) *int64 {
+	v := p.c.QueryParam(name)
+	if v == "" {
+		return nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		p.fail(name, "must be a whole number, 0 or more")
+		return nil
+	}
+	return &n
+}
+
+func (p *params) limit() int {
+	v := p.c.QueryParam("limit")
+	if v == "" {
+		return search.DefaultLimit
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > search.MaxPageSize {
+		p.fail("limit", "must be a whole number from 1 to "+strconv.Itoa(search.MaxPageSize))
+		return search.DefaultLimit
+	}
+	return n
+}
+
+func (p *params) statuses() []string {
+	var out []string
+	for _, v := range p.c.QueryParams()["status"] {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			if !statuses[s] {
+				p.fail("status", "must be one of placed, paid, shipped, delivered, cancelled")
+				continue
+			}
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (p *params) err() error {
+	if len(p.errors) == 0 {
+		return nil
+	}
+	pr := problem.New(http.StatusBadRequest, "invalid_parameter", "some query parameters are invalid")
+	pr.Errors = p.errors
+	return pr
+}
+
+func (s *server) search(c echo.Context) error {
+	p := &params{c: c}
+	req := search.Request{Q: c.QueryParam("q"), Statuses: p.statuses(), Currency: c.QueryParam("currency"),
+		PlacedFrom: p.time("placed_from"), PlacedTo: p.time("placed_to"), TotalMin: p.int64("total_min"),
+		TotalMax: p.int64("total_max"), Sort: c.QueryParam("sort"), Limit: p.limit(), Cursor: c.QueryParam("cursor")}
+	if len(req.Q) > search.MaxQueryLen {
+		p.fail("q", "must be at most "+strconv.Itoa(search.MaxQueryLen)+" characters")
+	}
+	if req.Currency != "" && (len(req.Currency) != 3 || strings.ToUpper(req.Currency) != req.Currency) {
+		p.fail("currency", "must be an ISO 4217 code like EUR")
+	}
+	if req.Sort != "" && !search.ValidSort(req.Sort) {
+		p.fail("sort", "must be placed_at, updated_at or total, with - in front for descending")
+	}
+	if err := p.err(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 5*time.Second)
+	defer cancel()
+	res, err := s.Search.Search(ctx, req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
