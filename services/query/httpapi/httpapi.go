@@ -63,7 +63,9 @@ type params struct {
 	errors []problem.FieldError
 }
 
-func (p *params) fail(name, msg string) { p.errors = append(p.errors, problem.FieldError{Field: name, Message: msg}) }
+func (p *params) fail(name, msg string) {
+	p.errors = append(p.errors, problem.FieldError{Field: name, Message: msg})
+}
 
 func (p *params) time(name string) *time.Time {
 	v := p.c.QueryParam(name)

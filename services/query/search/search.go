@@ -65,7 +65,9 @@ type Searcher struct {
 }
 
 // New returns a searcher on alias.
-func New(client *opensearch.Client, alias string) *Searcher { return &Searcher{client: client, alias: alias} }
+func New(client *opensearch.Client, alias string) *Searcher {
+	return &Searcher{client: client, alias: alias}
+}
 
 // Search runs the request.
 func (s *Searcher) Search(ctx context.Context, req Request) (Result, error) {
