@@ -157,3 +157,12 @@ func (s *server) search(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, res)
 }
+
+// Routes lists the method and path of every route, for the test that keeps the OpenAPI spec honest.
+func Routes(h http.Handler) [][2]string {
+	var out [][2]string
+	for _, r := range h.(*echo.Echo).Routes() {
+		out = append(out, [2]string{r.Method, r.Path})
+	}
+	return out
+}
