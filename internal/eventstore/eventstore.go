@@ -239,3 +239,26 @@ func (s *Store) Idempotency(ctx context.Context, key string) (*IdempotencyRecord
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// ReadAll returns up to limit events of every order with a position above afterPosition, in position
+// order. Per order, position order is version order (a version is appended only after the one before
+// it committed), so replaying this keeps every order's events in order. Only for committed history:
+// a transaction still open may later commit a lower position, so do not use this as a live feed.
+func (s *Store) ReadAll(ctx context.Context, afterPosition int64, limit int) ([]events.Envelope, error) {
+	rows, err := s.pool.Query(ctx, selectEnvelope+` WHERE position > $1 ORDER BY position LIMIT $2`, afterPosition, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read events after %d: %w", afterPosition, err)
+	}
+	out, err := pgx.CollectRows(rows, scanEnvelope)
+	if err != nil {
+		return nil, fmt.Errorf("read events after %d: %w", afterPosition, err)
+	}
+	return out, nil
+}
+
+// LastPosition returns the highest position stored (0 when empty).
+func (s *Store) LastPosition(ctx context.Context) (int64, error) {
+	var p int64
+	err := s.pool.QueryRow(ctx, `SELECT COALESCE(max(position), 0) FROM events`).Scan(&p)
+	return p, err
+}

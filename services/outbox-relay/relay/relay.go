@@ -141,18 +141,13 @@ func (r *Relay) collect(rows pgx.Rows) ([]int64, []*kgo.Record, []time.Time, err
 			return nil, nil, nil, fmt.Errorf("event %s metadata: %w", e.EventID, err)
 		}
 		e.OccurredAt, e.RecordedAt = e.OccurredAt.UTC(), e.RecordedAt.UTC()
-		value, err := json.Marshal(e)
+		rec, err := Record(r.Topic, e)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("encode event %s: %w", e.EventID, err)
+			return nil, nil, nil, err
 		}
 		ids = append(ids, id)
 		recorded = append(recorded, e.RecordedAt)
-		records = append(records, &kgo.Record{Topic: r.Topic, Key: []byte(e.OrderID), Value: value, Headers: []kgo.RecordHeader{
-			{Key: "event_id", Value: []byte(e.EventID.String())},
-			{Key: "type", Value: []byte(e.Type)},
-			{Key: "schema_version", Value: []byte(strconv.Itoa(e.SchemaVersion))},
-			{Key: "correlation_id", Value: []byte(e.Metadata.CorrelationID)},
-		}})
+		records = append(records, rec)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, nil, fmt.Errorf("read outbox: %w", err)
@@ -194,6 +189,21 @@ func (r *Relay) publish(ctx context.Context, records []*kgo.Record, recorded []t
 		return fmt.Errorf("publish %d events: %w", len(records), first)
 	}
 	return nil
+}
+
+// Record is the Kafka record of an event: key = order id, value = the envelope as JSON, headers with the
+// event id, type, schema version and correlation id. ordersctl's republish sends the same records.
+func Record(topic string, e events.Envelope) (*kgo.Record, error) {
+	value, err := json.Marshal(e)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", e.EventID, err)
+	}
+	return &kgo.Record{Topic: topic, Key: []byte(e.OrderID), Value: value, Headers: []kgo.RecordHeader{
+		{Key: "event_id", Value: []byte(e.EventID.String())},
+		{Key: "type", Value: []byte(e.Type)},
+		{Key: "schema_version", Value: []byte(strconv.Itoa(e.SchemaVersion))},
+		{Key: "correlation_id", Value: []byte(e.Metadata.CorrelationID)},
+	}}, nil
 }
 
 func b2f(b bool) float64 {
