@@ -239,20 +239,7 @@ func sustained(ctx context.Context, pool *pgxpool.Pool, r *relay.Relay, d time.D
 			}
 		}
 	}()
-	res := loadgen.Run(ctx, 8, d, func(ctx context.Context, _, _ int) error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, api.URL+"/orders", strings.NewReader(placeBody))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated {
-			return fmt.Errorf("POST /orders = %d", resp.StatusCode)
-		}
-		return nil
-	})
+	res := loadgen.Run(ctx, 8, d, func(ctx context.Context, _, _ int) error { return postOrder(ctx, client, api.URL) })
 	stopSampling()
 	<-sampled
 	// Let the relay finish what was committed, then stop it.

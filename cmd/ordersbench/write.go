@@ -79,20 +79,7 @@ func benchWrite(ctx context.Context, cfg writeConfig, stdout io.Writer) error {
 		_, err := pool.Exec(ctx, rawSQL, uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7()), data, meta)
 		return err
 	}
-	post := func(ctx context.Context, _, _ int) error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, api.URL+"/orders", strings.NewReader(placeBody))
-		req.Header.Set("Content-Type", "application/json")
-		res, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusCreated {
-			return fmt.Errorf("POST /orders = %d", res.StatusCode)
-		}
-		return nil
-	}
+	post := func(ctx context.Context, _, _ int) error { return postOrder(ctx, client, api.URL) }
 
 	var rows []string
 	for _, workers := range []int{8, 32} {
@@ -129,6 +116,22 @@ Aim: the HTTP path at 75%% or more of the raw baseline.
 `, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, int(cfg.Duration.Seconds()), cfg.Rounds, fsync, syncCommit, strings.Join(rows, "\n"))
 	fmt.Fprintln(stdout, section)
 	return writeSection(cfg.Out, "write", section)
+}
+
+// postOrder places one order through the API.
+func postOrder(ctx context.Context, client *http.Client, baseURL string) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/orders", strings.NewReader(placeBody))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		return fmt.Errorf("POST /orders = %d", res.StatusCode)
+	}
+	return nil
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
