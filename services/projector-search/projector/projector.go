@@ -1,0 +1,91 @@
+// Package projector folds events into the search index: for each order touched by a batch it reads the
+// current document, applies the order's new events with the domain's own order.Evolve, and writes the
+// document back at the order's new version (external versioning: OpenSearch itself refuses a stale or
+// duplicate write). An event at or below the document's version is a duplicate and changes nothing; a
+// gap (a version more than one ahead) is never applied: the order fails and is left to the caller to
+// park.
+package projector
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/orders-oss/orders/internal/order"
+	"github.com/orders-oss/orders/pkg/api"
+	"github.com/orders-oss/orders/pkg/events"
+	"github.com/orders-oss/orders/services/projector-search/searchindex"
+)
+
+// Event is one decoded event of the stream.
+type Event struct {
+	Envelope events.Envelope
+	Payload  events.Payload
+}
+
+// Result says what a batch did.
+type Result struct {
+	Applied    int              // events folded into a newer document
+	Duplicates int              // events at or below the version already indexed
+	Failed     map[string]error // order id -> why its events were not applied (gap, index refusal)
+}
+
+// Apply folds the batch into the index. Orders are independent: one order's failure does not stop the
+// others. The error is for a failure of the whole batch (the index cannot be reached).
+func Apply(ctx context.Context, ix *searchindex.Index, batch []Event) (Result, error) {
+	res := Result{Failed: map[string]error{}}
+	var ids []string
+	byOrder := map[string][]Event{}
+	for _, e := range batch {
+		id := e.Envelope.OrderID
+		if _, seen := byOrder[id]; !seen {
+			ids = append(ids, id)
+		}
+		byOrder[id] = append(byOrder[id], e)
+	}
+	current, err := ix.Get(ctx, ids)
+	if err != nil {
+		return res, err
+	}
+	var docs []api.Order
+	applied := map[string]int{}
+	for _, id := range ids {
+		var st order.State
+		if doc, ok := current[id]; ok {
+			st = api.ToState(doc)
+		}
+		n := 0
+		for _, e := range byOrder[id] {
+			v := e.Envelope.Version
+			switch {
+			case v <= st.Version:
+				res.Duplicates++
+				continue
+			case v != st.Version+1:
+				res.Failed[id] = fmt.Errorf("order %s: event version %d after indexed version %d (a gap)", id, v, st.Version)
+			}
+			if res.Failed[id] != nil {
+				break
+			}
+			st = order.Evolve(st, e.Envelope, e.Payload)
+			n++
+		}
+		if n > 0 && res.Failed[id] == nil {
+			docs = append(docs, api.FromState(st))
+			applied[id] = n
+		}
+	}
+	w, err := ix.Write(ctx, docs, false)
+	if err != nil {
+		return res, err
+	}
+	for _, d := range docs {
+		if msg, failed := w.Failures[d.ID]; failed {
+			res.Failed[d.ID] = fmt.Errorf("index order %s at version %d: %s", d.ID, d.Version, msg)
+			continue
+		}
+		res.Applied += applied[d.ID]
+	}
+	// A 409 here means a newer document was written concurrently (another member after a rebalance):
+	// what this batch applied is already there, so it counts as applied, not failed.
+	return res, nil
+}

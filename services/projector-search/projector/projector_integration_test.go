@@ -1,0 +1,88 @@
+//go:build integration
+
+package projector_test
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/opensearch-project/opensearch-go/v2"
+
+	"github.com/orders-oss/orders/internal/order"
+	"github.com/orders-oss/orders/internal/testenv"
+	"github.com/orders-oss/orders/pkg/api"
+	"github.com/orders-oss/orders/pkg/events"
+	"github.com/orders-oss/orders/services/projector-search/projector"
+	"github.com/orders-oss/orders/services/projector-search/searchindex"
+)
+
+func history(t *testing.T, id string, payloads ...events.Payload) ([]projector.Event, []events.Envelope) {
+	t.Helper()
+	var evs []projector.Event
+	var envs []events.Envelope
+	for i, p := range payloads {
+		typ, sv, data, err := events.Encode(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := events.Envelope{EventID: uuid.Must(uuid.NewV7()), OrderID: id, Version: int64(i + 1), Type: typ, SchemaVersion: sv, Data: data,
+			OccurredAt: time.Date(2026, 11, 22, 10, i, 0, 0, time.UTC)}
+		evs = append(evs, projector.Event{Envelope: e, Payload: p})
+		envs = append(envs, e)
+	}
+	return evs, envs
+}
+
+func TestApplyFoldsIdempotentlyAndRefusesGaps(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	client, err := opensearch.NewClient(opensearch.Config{Addresses: []string{testenv.OpenSearchURL(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := testenv.IndexPrefix(t)
+	ix := searchindex.New(client, prefix+"-orders")
+	if err := ix.Ensure(ctx, prefix+"-orders-v1"); err != nil {
+		t.Fatal(err)
+	}
+	a, b := uuid.NewString(), uuid.NewString()
+	placed := events.OrderPlaced{Customer: events.Customer{ID: "c", Name: "Ada Lovelace", Email: "ada@example.com"},
+		ShippingAddress: events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"}, Currency: "EUR",
+		Items: []events.LineItem{{SKU: "BK-1", Name: "Notes", Quantity: 2, UnitPrice: 1999}}}
+	aEvents, aEnvs := history(t, a, placed, events.OrderItemAdded{Item: events.LineItem{SKU: "BK-1", Name: "Notes", Quantity: 1, UnitPrice: 1999}},
+		events.PaymentConfirmed{Amount: 5997, Currency: "EUR", Reference: "p"}, events.OrderShipped{Carrier: "DHL", TrackingNumber: "T1"})
+	bEvents, _ := history(t, b, placed, events.OrderCancelled{Reason: "r"}, events.OrderItemRemoved{SKU: "x"})
+
+	// First batch: a's first two events, b's first.
+	res, err := projector.Apply(ctx, ix, []projector.Event{aEvents[0], bEvents[0], aEvents[1]})
+	if err != nil || res.Applied != 3 || res.Duplicates != 0 || len(res.Failed) != 0 {
+		t.Fatalf("first batch = %+v, %v; want 3 applied", res, err)
+	}
+	// Redelivery of the same batch plus a's next two: the old ones are duplicates.
+	res, err = projector.Apply(ctx, ix, []projector.Event{aEvents[0], aEvents[1], bEvents[0], aEvents[2], aEvents[3]})
+	if err != nil || res.Applied != 2 || res.Duplicates != 3 || len(res.Failed) != 0 {
+		t.Fatalf("redelivery = %+v, %v; want 2 applied, 3 duplicates", res, err)
+	}
+	// b's version 3 without version 2: a gap, never applied.
+	res, err = projector.Apply(ctx, ix, []projector.Event{bEvents[2]})
+	if err != nil || res.Applied != 0 || res.Failed[b] == nil {
+		t.Fatalf("gap = %+v, %v; want b failed", res, err)
+	}
+	docs, err := ix.Get(ctx, []string{a, b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := order.Fold(aEnvs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := api.ToState(docs[a]); !reflect.DeepEqual(got, want) {
+		t.Errorf("document of a = %+v, want the domain's fold %+v", got, want)
+	}
+	if docs[b].Version != 1 || docs[b].Status != "placed" {
+		t.Errorf("document of b = version %d %s, want version 1 placed (the gap applied nothing)", docs[b].Version, docs[b].Status)
+	}
+}
