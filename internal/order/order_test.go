@@ -443,6 +443,17 @@ func TestEvolve(t *testing.T) {
 	}
 }
 
+func TestTextMustNotHoldControlCharacters(t *testing.T) {
+	cmd := PlaceOrder{Customer: events.Customer{ID: "c", Name: "Ada\x00Lovelace", Email: "ada@example.com"},
+		ShippingAddress: events.Address{Name: "Ada", Line1: "1\x07", City: "London", PostalCode: "N1", Country: "GB"},
+		Currency: "EUR", Items: []events.LineItem{{SKU: "A", Name: "line one\nline two\ttab", Quantity: 1, UnitPrice: 1}}}
+	_, err := Place(cmd)
+	var de *Error
+	if !errors.As(err, &de) || len(de.Fields) != 2 || de.Fields[0].Field != "customer.name" || de.Fields[1].Field != "shipping_address.line1" {
+		t.Fatalf("Place() error = %v, want customer.name and shipping_address.line1 refused (tab and newline allowed)", err)
+	}
+}
+
 func TestEvolveDoesNotShareItems(t *testing.T) {
 	p := events.OrderPlaced{Customer: ada, ShippingAddress: home, Currency: "EUR", Items: []events.LineItem{book, pen}}
 	s := Evolve(State{}, at(1), p)

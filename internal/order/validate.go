@@ -27,7 +27,15 @@ func (v *validator) text(field, s string, required bool, maxLen int) {
 		v.add(field, "must be at most %d characters", maxLen)
 	case !utf8.ValidString(s):
 		v.add(field, "must be valid UTF-8")
+	case strings.ContainsFunc(s, disallowedControl):
+		// NUL in particular: Postgres cannot store it in jsonb, and no name or address needs it.
+		v.add(field, "must not contain control characters")
 	}
+}
+
+// disallowedControl is every control character but tab, line feed and carriage return.
+func disallowedControl(r rune) bool {
+	return unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r'
 }
 
 func (v *validator) customer(field string, c events.Customer) {
@@ -66,8 +74,9 @@ func (v *validator) item(prefix string, it events.LineItem) {
 		}
 		return prefix + "." + name
 	}
+	before := len(v.fields)
 	v.text(path("sku"), it.SKU, true, MaxSKULen)
-	if it.SKU != "" && !urlSafeSKU(it.SKU) {
+	if it.SKU != "" && len(v.fields) == before && !urlSafeSKU(it.SKU) { // one message per field
 		v.add(path("sku"), "must not contain / ? # %%, control characters or surrounding spaces, nor be . or ..")
 	}
 	v.text(path("name"), it.Name, true, MaxTextLen)

@@ -197,6 +197,7 @@ func TestErrorsAreProblemsAndLeaveNoTrace(t *testing.T) {
 		{"body over the limit", "POST", "/orders/" + o.ID + "/cancellation", big, nil, 413, "body_too_large"},
 		{"not JSON", "POST", "/orders", placeBody, []string{"Content-Type", "text/plain"}, 415, "unsupported_media_type"},
 		{"invalid values", "POST", "/orders", strings.Replace(placeBody, `"quantity": 2`, `"quantity": 0`, 1), nil, 422, "validation_failed"},
+		{"NUL in a name (Postgres cannot store it)", "POST", "/orders", strings.Replace(placeBody, `"Ada Lovelace", "email"`, `"Ada\u0000Lovelace", "email"`, 1), nil, 422, "validation_failed"},
 		{"unknown route", "GET", "/nowhere", ``, nil, 404, "not_found"},
 	}
 	for _, tt := range tests {
@@ -212,8 +213,11 @@ func TestErrorsAreProblemsAndLeaveNoTrace(t *testing.T) {
 			if err := json.Unmarshal(raw, &p); err != nil || p.Code != tt.wantCode || p.Status != tt.wantStatus {
 				t.Errorf("problem = %s, want code %s", raw, tt.wantCode)
 			}
-			if tt.wantCode == "validation_failed" && (len(p.Errors) == 0 || p.Errors[0].Field != "items[0].quantity") {
+			if tt.name == "invalid values" && (len(p.Errors) == 0 || p.Errors[0].Field != "items[0].quantity") {
 				t.Errorf("field errors = %+v, want items[0].quantity", p.Errors)
+			}
+			if strings.HasPrefix(tt.name, "NUL") && (len(p.Errors) == 0 || p.Errors[0].Field != "customer.name") {
+				t.Errorf("field errors = %+v, want customer.name", p.Errors)
 			}
 		})
 	}
