@@ -446,7 +446,7 @@ func TestEvolve(t *testing.T) {
 func TestTextMustNotHoldControlCharacters(t *testing.T) {
 	cmd := PlaceOrder{Customer: events.Customer{ID: "c", Name: "Ada\x00Lovelace", Email: "ada@example.com"},
 		ShippingAddress: events.Address{Name: "Ada", Line1: "1\x07", City: "London", PostalCode: "N1", Country: "GB"},
-		Currency: "EUR", Items: []events.LineItem{{SKU: "A", Name: "line one\nline two\ttab", Quantity: 1, UnitPrice: 1}}}
+		Currency:        "EUR", Items: []events.LineItem{{SKU: "A", Name: "line one\nline two\ttab", Quantity: 1, UnitPrice: 1}}}
 	_, err := Place(cmd)
 	var de *Error
 	if !errors.As(err, &de) || len(de.Fields) != 2 || de.Fields[0].Field != "customer.name" || de.Fields[1].Field != "shipping_address.line1" {
