@@ -28,7 +28,10 @@ SERVICES=(
 say() { printf '%s\n' "$*" >&2; }
 die() { say "services: $*"; exit 1; }
 pidfile() { echo "$DIR/$1.pid"; }
-running() { [ -f "$(pidfile "$1")" ] && kill -0 "$(cat "$(pidfile "$1")")" 2>/dev/null; }
+# alive PID: the process exists and is not a zombie (an orphan killed with -9 can stay a zombie until
+# init reaps it, and kill -0 still succeeds on it).
+alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]; }
+running() { [ -f "$(pidfile "$1")" ] && alive "$(cat "$(pidfile "$1")")"; }
 
 start_one() {
   local name=$1 port=$2 log=$DIR/$1.log
@@ -56,9 +59,9 @@ stop_one() {
   local name=$1 f pid; f=$(pidfile "$name")
   [ -f "$f" ] || return 0
   pid=$(cat "$f")
-  if kill -0 "$pid" 2>/dev/null; then
+  if alive "$pid"; then
     kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    for _ in $(seq 1 40); do alive "$pid" || break; sleep 0.25; done
     kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$f"

@@ -55,9 +55,11 @@ pg_user() { if is_root; then echo postgres; else id -un; fi; }
 os_user() { if is_root; then echo "$STACK_USER"; else id -un; fi; }
 
 pidfile() { echo "$LOCAL/run/$1.pid"; }
+# alive PID: the process exists and is not a zombie (kill -0 succeeds on a zombie).
+alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]; }
 running() { # running NAME: our process for NAME is alive
   local f; f=$(pidfile "$1")
-  [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null
+  [ -f "$f" ] && alive "$(cat "$f")"
 }
 
 port_owner() { ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:((\(.*\)))/\1/p' | head -1; }
@@ -252,9 +254,9 @@ stop_pid() {
   local name=$1 f pid; f=$(pidfile "$name")
   [ -f "$f" ] || return 0
   pid=$(cat "$f")
-  if kill -0 "$pid" 2>/dev/null; then
+  if alive "$pid"; then
     kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    for _ in $(seq 1 60); do alive "$pid" || break; sleep 0.5; done
     kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$f"
