@@ -1,0 +1,237 @@
+//go:build integration
+
+package projector_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/opensearch-project/opensearch-go/v2"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orders-oss/orders/internal/order"
+	"github.com/orders-oss/orders/internal/testenv"
+	"github.com/orders-oss/orders/pkg/api"
+	"github.com/orders-oss/orders/pkg/events"
+	"github.com/orders-oss/orders/services/projector-search/projector"
+	"github.com/orders-oss/orders/services/projector-search/searchindex"
+)
+
+type loopEnv struct {
+	t       *testing.T
+	topic   string
+	group   string
+	brokers []string
+	ix      *searchindex.Index
+	parking *projector.Parking
+	search  *opensearch.Client
+	parked  string // the parking index
+	metrics *projector.Metrics
+}
+
+func newLoopEnv(t *testing.T) *loopEnv {
+	t.Helper()
+	ctx := context.Background()
+	search, err := opensearch.NewClient(opensearch.Config{Addresses: []string{testenv.OpenSearchURL(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := testenv.IndexPrefix(t)
+	ix := searchindex.New(search, prefix+"-orders")
+	if err := ix.Ensure(ctx, prefix+"-orders-v1"); err != nil {
+		t.Fatal(err)
+	}
+	parking, err := projector.NewParking(ctx, search, prefix+"-orders-parked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &loopEnv{t: t, topic: testenv.Topic(t, 3), group: testenv.Name(t), brokers: testenv.KafkaBrokers(t), ix: ix,
+		parking: parking, search: search, parked: prefix + "-orders-parked", metrics: projector.NewMetrics()}
+}
+
+// loop returns a loop with a client of its own, closed when the test ends.
+func (e *loopEnv) loop() (*projector.Loop, *kgo.Client) {
+	e.t.Helper()
+	cl, err := kgo.NewClient(projector.ConsumerOptions(e.brokers, e.topic, e.group)...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(cl.Close)
+	return &projector.Loop{Client: cl, Index: e.ix, Parking: e.parking, Topic: e.topic, Group: e.group,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: e.metrics}, cl
+}
+
+func (e *loopEnv) produce(recs ...*kgo.Record) {
+	e.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.DefaultProduceTopic(e.topic))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func record(t *testing.T, env events.Envelope) *kgo.Record {
+	t.Helper()
+	v, err := json.Marshal(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &kgo.Record{Key: []byte(env.OrderID), Value: v}
+}
+
+// runUntil calls RunOnce until cond holds, failing after 30 s.
+func runUntil(t *testing.T, l *projector.Loop, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached within 30 s")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := l.RunOnce(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("RunOnce: %v", err)
+		}
+	}
+}
+
+func TestLoopProjectsParksAndIgnoresRedelivery(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newLoopEnv(t)
+	a, b, c := uuid.NewString(), uuid.NewString(), uuid.NewString()
+	placed := events.OrderPlaced{Customer: events.Customer{ID: "c", Name: "Ada Lovelace", Email: "ada@example.com"},
+		ShippingAddress: events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"}, Currency: "EUR",
+		Items: []events.LineItem{{SKU: "BK-1", Name: "Notes", Quantity: 2, UnitPrice: 1999}}}
+	_, aEnvs := history(t, a, placed, events.PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "p"},
+		events.OrderShipped{Carrier: "DHL", TrackingNumber: "T1"}, events.OrderDelivered{})
+	_, bEnvs := history(t, b, placed)
+	_, cEnvs := history(t, c, placed, events.OrderCancelled{Reason: "r"})
+	var recs []*kgo.Record
+	for _, env := range aEnvs {
+		recs = append(recs, record(t, env))
+	}
+	recs = append(recs, record(t, bEnvs[0]))
+	// c: its first event is corrupt (poison); its second must wait behind it.
+	recs = append(recs, &kgo.Record{Key: []byte(c), Value: []byte(`{"order_id":"` + c + `","type":"OrderPlaced","data":{`)}, record(t, cEnvs[1]))
+	e.produce(recs...)
+
+	l, cl := e.loop()
+	runUntil(t, l, func() bool {
+		docs, err := e.ix.Get(ctx, []string{a, b})
+		return err == nil && docs[a].Version == 4 && docs[b].Version == 1 && e.parking.IsParked(c)
+	})
+	docs, _ := e.ix.Get(ctx, []string{a, b, c})
+	want, _ := order.Fold(aEnvs)
+	if got := api.ToState(docs[a]); !reflect.DeepEqual(got, want) {
+		t.Errorf("document of a = %+v, want the fold %+v", got, want)
+	}
+	if _, ok := docs[c]; ok {
+		t.Errorf("the poisoned order c has a document; want none (its events are parked)")
+	}
+	if n := e.parkedCount(); n != 2 {
+		t.Errorf("%d parked events, want 2: the corrupt one and the one waiting behind it", n)
+	}
+
+	// Redelivery: rewind the group to the start; nothing changes, duplicates are counted.
+	cl.Close()
+	adm := testenv.Admin(t)
+	starts, err := adm.ListStartOffsets(ctx, e.topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CommitOffsets(ctx, e.group, starts.Offsets()); err != nil {
+		t.Fatal(err)
+	}
+	before := docs
+	dupBefore := counter(t, e.metrics, "projector_duplicates_skipped_total")
+	l2, _ := e.loop()
+	runUntil(t, l2, func() bool { return counter(t, e.metrics, "projector_duplicates_skipped_total") >= dupBefore+5 })
+	after, _ := e.ix.Get(ctx, []string{a, b, c})
+	if !reflect.DeepEqual(after, before) {
+		t.Errorf("documents changed after a redelivery:\nbefore %+v\nafter  %+v", before, after)
+	}
+}
+
+// parkedCount is the number of parked events (each park refreshes the index).
+func (e *loopEnv) parkedCount() int {
+	e.t.Helper()
+	res, err := e.search.Count(e.search.Count.WithIndex(e.parked))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var c struct {
+		Count int `json:"count"`
+	}
+	_ = json.NewDecoder(res.Body).Decode(&c)
+	return c.Count
+}
+
+func counter(t *testing.T, m *projector.Metrics, name string) float64 {
+	t.Helper()
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == name {
+			return f.Metric[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+func TestOffsetBelowLogStartStops(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newLoopEnv(t)
+	var recs []*kgo.Record
+	for i := range 6 {
+		recs = append(recs, &kgo.Record{Key: []byte("k"), Value: []byte{byte(i)}, Partition: 0})
+	}
+	e.produce(recs...)
+	adm := testenv.Admin(t)
+	ends, err := adm.ListEndOffsets(ctx, e.topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p int32 = -1
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset == 6 {
+			p = o.Partition
+		}
+	})
+	if p < 0 {
+		t.Fatal("the 6 records did not land in one partition")
+	}
+	var committed kadm.Offsets
+	committed.AddOffset(e.topic, p, 1, -1)
+	if _, err := adm.CommitOffsets(ctx, e.group, committed); err != nil {
+		t.Fatal(err)
+	}
+	if err := projector.CheckOffsets(ctx, adm, e.topic, e.group); err != nil {
+		t.Fatalf("CheckOffsets before any deletion = %v, want nil", err)
+	}
+	var del kadm.Offsets
+	del.AddOffset(e.topic, p, 4, -1)
+	if _, err := adm.DeleteRecords(ctx, del); err != nil {
+		t.Fatal(err)
+	}
+	if err := projector.CheckOffsets(ctx, adm, e.topic, e.group); !errors.Is(err, projector.ErrOffsetBelowLogStart) {
+		t.Fatalf("CheckOffsets after deleting records past the commit = %v, want ErrOffsetBelowLogStart", err)
+	}
+}
