@@ -60,8 +60,8 @@ type Loop struct {
 func ConsumerOptions(brokers []string, topic, group string) []kgo.Opt {
 	return []kgo.Opt{
 		kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
-		kgo.DisableAutoCommit(),                            // commit only after the read model write
-		kgo.BlockRebalanceOnPoll(),                         // no rebalance between a poll and its commit
+		kgo.DisableAutoCommit(),                           // commit only after the read model write
+		kgo.BlockRebalanceOnPoll(),                        // no rebalance between a poll and its commit
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), // a new group reads everything
 		kgo.FetchMaxWait(100 * time.Millisecond),
 	}
