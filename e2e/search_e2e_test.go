@@ -1,0 +1,168 @@
+//go:build integration
+
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opensearch-project/opensearch-go/v2"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orders-oss/orders/internal/eventstore"
+	"github.com/orders-oss/orders/internal/testenv"
+	"github.com/orders-oss/orders/pkg/api"
+	commandapi "github.com/orders-oss/orders/services/command/httpapi"
+	"github.com/orders-oss/orders/services/outbox-relay/relay"
+	"github.com/orders-oss/orders/services/projector-search/projector"
+	"github.com/orders-oss/orders/services/projector-search/searchindex"
+	queryapi "github.com/orders-oss/orders/services/query/httpapi"
+	"github.com/orders-oss/orders/services/query/search"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+const placeBody = `{"customer": {"id": "cus_%d", "name": "%s", "email": "c%d@example.com"},
+ "shipping_address": {"name": "A", "line1": "1 St", "line2": "", "city": "London", "postal_code": "N1", "country": "GB"},
+ "currency": "EUR", "items": [{"sku": "BK-001", "name": "Notes on the Engine", "quantity": 2, "unit_price": 1999}]}`
+
+func call(t *testing.T, method, url, body string) api.Order {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode >= 300 {
+		t.Fatalf("%s %s = %d %s", method, url, res.StatusCode, raw)
+	}
+	var o api.Order
+	if err := json.Unmarshal(raw, &o); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// TestCommandToSearch drives orders through the command API and reads them back from the search API,
+// through the event store, the relay, Kafka and the search projector.
+func TestCommandToSearch(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	pool := testenv.Postgres(t)
+	if err := eventstore.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	brokers, topic := testenv.KafkaBrokers(t), testenv.Topic(t, 3)
+	osc, err := opensearch.NewClient(opensearch.Config{Addresses: []string{testenv.OpenSearchURL(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := testenv.IndexPrefix(t)
+	alias := prefix + "-orders"
+
+	command := httptest.NewServer(commandapi.New(commandapi.Config{Store: eventstore.New(pool), Log: quiet, BodyLimit: "64KB", MaxRetries: 5, Ready: pool.Ping}))
+	defer command.Close()
+	query := httptest.NewServer(queryapi.New(queryapi.Config{Search: search.New(osc, alias), Log: quiet, Ready: func(context.Context) error { return nil }}))
+	defer query.Close()
+
+	producer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RequiredAcks(kgo.AllISRAcks()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	r := relay.New(relay.Config{Pool: pool, Client: producer, Topic: topic, Log: quiet})
+	go func() { _ = r.Run(ctx, relay.DefaultPolling) }()
+
+	ix := searchindex.New(osc, alias)
+	if err := ix.Ensure(ctx, prefix+"-orders-v1"); err != nil {
+		t.Fatal(err)
+	}
+	parking, err := projector.NewParking(ctx, osc, alias+"-parked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumer, err := kgo.NewClient(projector.ConsumerOptions(brokers, topic, testenv.Name(t))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	loop := &projector.Loop{Client: consumer, Index: ix, Parking: parking, Topic: topic, Log: quiet, Metrics: projector.NewMetrics()}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = loop.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	names := []string{"Ada Lovelace", "Charles Babbage", "Grace Hopper", "Alan Turing"}
+	want := map[string]api.Order{}
+	for i, name := range names {
+		o := call(t, "POST", command.URL+"/orders", fmt.Sprintf(placeBody, i, name, i))
+		switch i {
+		case 0: // the whole life of an order
+			call(t, "POST", command.URL+"/orders/"+o.ID+"/items", `{"sku": "PN-7", "name": "Pen", "quantity": 1, "unit_price": 250}`)
+			call(t, "POST", command.URL+"/orders/"+o.ID+"/payment", `{"amount": 4248, "currency": "EUR", "reference": "p"}`)
+			call(t, "POST", command.URL+"/orders/"+o.ID+"/shipment", `{"carrier": "DHL", "tracking_number": "JD0001"}`)
+			o = call(t, "POST", command.URL+"/orders/"+o.ID+"/delivery", `{}`)
+		case 1:
+			call(t, "POST", command.URL+"/orders/"+o.ID+"/payment", `{"amount": 3998, "currency": "EUR", "reference": "p"}`)
+			o = call(t, "POST", command.URL+"/orders/"+o.ID+"/cancellation", `{"reason": "changed my mind"}`)
+		case 2:
+			o = call(t, "PUT", command.URL+"/orders/"+o.ID+"/shipping-address", `{"name": "G", "line1": "2 Rd", "line2": "", "city": "Paris", "postal_code": "75001", "country": "FR"}`)
+		}
+		want[o.ID] = o
+	}
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := http.Get(query.URL + "/orders/search?limit=10")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Total int64       `json:"total"`
+			Hits  []api.Order `json:"hits"`
+		}
+		_ = json.NewDecoder(res.Body).Decode(&got)
+		res.Body.Close()
+		ok := got.Total == int64(len(want))
+		for _, h := range got.Hits {
+			w := want[h.ID]
+			if h.Version != w.Version || h.Status != w.Status || h.Total != w.Total || len(h.Items) != len(w.Items) {
+				ok = false
+			}
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("search after 60 s: %+v; want %d orders at their final state and version", got, len(want))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Full text reaches the tracking number and the customer.
+	for q, wantName := range map[string]string{"JD0001": "Ada Lovelace", "hopper": "Grace Hopper"} {
+		res, err := http.Get(query.URL + "/orders/search?q=" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Hits []api.Order `json:"hits"`
+		}
+		_ = json.NewDecoder(res.Body).Decode(&got)
+		res.Body.Close()
+		if len(got.Hits) != 1 || got.Hits[0].Customer.Name != wantName {
+			t.Errorf("search %q = %+v, want only %s's order", q, got.Hits, wantName)
+		}
+	}
+}
