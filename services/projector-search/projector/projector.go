@@ -42,7 +42,16 @@ func Apply(ctx context.Context, ix *searchindex.Index, batch []Event) (Result, e
 		}
 		byOrder[id] = append(byOrder[id], e)
 	}
-	current, err := ix.Get(ctx, ids)
+	// Only orders whose first event here is not their first event at all need their document: an order
+	// that starts in this batch is folded from nothing, and if the index already holds it at this
+	// version or later, the versioned write is refused (409) and counted as a duplicate.
+	var read []string
+	for _, id := range ids {
+		if byOrder[id][0].Envelope.Version > 1 {
+			read = append(read, id)
+		}
+	}
+	current, err := ix.Get(ctx, read)
 	if err != nil {
 		return res, err
 	}
@@ -83,9 +92,13 @@ func Apply(ctx context.Context, ix *searchindex.Index, batch []Event) (Result, e
 			res.Failed[d.ID] = fmt.Errorf("index order %s at version %d: %s", d.ID, d.Version, msg)
 			continue
 		}
+		if w.Stale[d.ID] {
+			// The index already holds this version or a newer one (a redelivery, or another member after
+			// a rebalance): nothing of this batch was new for the order.
+			res.Duplicates += applied[d.ID]
+			continue
+		}
 		res.Applied += applied[d.ID]
 	}
-	// A 409 here means a newer document was written concurrently (another member after a rebalance):
-	// what this batch applied is already there, so it counts as applied, not failed.
 	return res, nil
 }

@@ -134,7 +134,7 @@ func (ix *Index) Get(ctx context.Context, ids []string) (map[string]api.Order, e
 // WriteResult says what happened to each document of a bulk write.
 type WriteResult struct {
 	Written  int               // indexed at a newer version
-	Stale    int               // refused with 409: the index already had this version or a newer one
+	Stale    map[string]bool   // order ids refused with 409: the index already had this version or a newer one
 	Failures map[string]string // order id -> error, for items that failed for any other reason
 }
 
@@ -142,7 +142,7 @@ type WriteResult struct {
 // status is checked: 201/200 written, 409 stale (already applied), anything else a failure of that
 // order. A failure of the request as a whole is returned as an error.
 func (ix *Index) Write(ctx context.Context, docs []api.Order, refresh bool) (WriteResult, error) {
-	r := WriteResult{Failures: map[string]string{}}
+	r := WriteResult{Stale: map[string]bool{}, Failures: map[string]string{}}
 	if len(docs) == 0 {
 		return r, nil
 	}
@@ -184,7 +184,7 @@ func (ix *Index) Write(ctx context.Context, docs []api.Order, refresh bool) (Wri
 		case it.Status == http.StatusOK || it.Status == http.StatusCreated:
 			r.Written++
 		case it.Status == http.StatusConflict:
-			r.Stale++
+			r.Stale[docs[i].ID] = true
 		default:
 			r.Failures[docs[i].ID] = strconv.Itoa(it.Status) + " " + string(it.Error)
 		}

@@ -50,13 +50,13 @@ func TestWriteIsVersionGuarded(t *testing.T) {
 	v3 := doc("o-1", 3, "paid")
 	v3.Payment = &api.Payment{Amount: 3998, Reference: "p"}
 	r, err := ix.Write(ctx, []api.Order{v3, doc("o-2", 1, "placed")}, false)
-	if err != nil || r.Written != 2 || r.Stale != 0 || len(r.Failures) != 0 {
+	if err != nil || r.Written != 2 || len(r.Stale) != 0 || len(r.Failures) != 0 {
 		t.Fatalf("first write = %+v, %v; want 2 written", r, err)
 	}
 	// A duplicate (same version) and a stale one (older) are refused by OpenSearch: 409, counted stale.
 	r, err = ix.Write(ctx, []api.Order{v3, doc("o-1", 2, "placed"), doc("o-2", 2, "cancelled")}, false)
-	if err != nil || r.Written != 1 || r.Stale != 2 {
-		t.Fatalf("second write = %+v, %v; want 1 written, 2 stale", r, err)
+	if err != nil || r.Written != 1 || len(r.Stale) != 1 || !r.Stale["o-1"] {
+		t.Fatalf("second write = %+v, %v; want o-2 written, o-1 stale (twice)", r, err)
 	}
 	got, err := ix.Get(ctx, []string{"o-1", "o-2", "o-missing"})
 	if err != nil {
