@@ -24,8 +24,8 @@ type Event struct {
 
 // Result says what a batch did.
 type Result struct {
-	Applied    int              // events folded into a newer document
-	Duplicates int              // events at or below the version already indexed
+	Applied    int              // events folded into a document written at a newer version
+	Duplicates int              // events the index already held (skipped by version, or a refused write)
 	Failed     map[string]error // order id -> why its events were not applied (gap, index refusal)
 }
 
