@@ -3,6 +3,7 @@
 //
 //	ordersbench write [-duration 8s] [-rounds 3] [-out BENCHMARKS.md]
 //	ordersbench relay [-events 100000] [-load 15s] [-rounds 3] [-out BENCHMARKS.md]
+//	ordersbench search [-events 100000] [-rounds 3] [-out BENCHMARKS.md]
 //
 // write: POST /orders through the command API (in-process server, real Postgres) at 8 and 32 clients,
 // beside raw pgx doing the same two-insert transaction (event + outbox row) in one round trip.
@@ -84,6 +85,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return fmt.Errorf("DATABASE_URL and KAFKA_BROKERS are required (eval \"$(make -s env)\")")
 		}
 		return benchRelay(ctx, cfg, stdout)
+	case "search":
+		fs := flag.NewFlagSet("search", flag.ContinueOnError)
+		cfg := searchConfig{}
+		fs.IntVar(&cfg.Events, "events", 100_000, "events to project (4 per order)")
+		fs.IntVar(&cfg.Rounds, "rounds", 3, "measurements (the median is reported)")
+		fs.StringVar(&cfg.Out, "out", "BENCHMARKS.md", "file to write the figures to")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		for _, b := range strings.Split(getenv("KAFKA_BROKERS"), ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				cfg.Brokers = append(cfg.Brokers, b)
+			}
+		}
+		cfg.OpenSearchURL = getenv("OPENSEARCH_URL")
+		if cfg.OpenSearchURL == "" || len(cfg.Brokers) == 0 {
+			return fmt.Errorf("KAFKA_BROKERS and OPENSEARCH_URL are required (eval \"$(make -s env)\")")
+		}
+		return benchSearch(ctx, cfg, stdout)
 	}
-	return fmt.Errorf("unknown benchmark %q (write, relay)", args[0])
+	return fmt.Errorf("unknown benchmark %q (write, relay, search)", args[0])
 }

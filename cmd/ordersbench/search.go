@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/opensearch-project/opensearch-go/v2"
+	"github.com/opensearch-project/opensearch-go/v2/opensearchapi"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orders-oss/orders/internal/loadgen"
+	"github.com/orders-oss/orders/internal/order"
+	"github.com/orders-oss/orders/pkg/api"
+	"github.com/orders-oss/orders/pkg/events"
+	"github.com/orders-oss/orders/services/outbox-relay/relay"
+	"github.com/orders-oss/orders/services/projector-search/projector"
+	"github.com/orders-oss/orders/services/projector-search/searchindex"
+)
+
+type searchConfig struct {
+	Brokers       []string
+	OpenSearchURL string
+	Events        int
+	Rounds        int
+	Out           string
+}
+
+// benchSearch measures the search projector consuming a topic of n events (4 per order) into a fresh
+// index, beside a raw bulk of the same final documents with the same external versions.
+func benchSearch(ctx context.Context, cfg searchConfig, stdout io.Writer) error {
+	osc, err := opensearch.NewClient(opensearch.Config{Addresses: []string{cfg.OpenSearchURL}})
+	if err != nil {
+		return err
+	}
+	client, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	adm := kadm.NewClient(client)
+	stamp := time.Now().UnixNano()
+	topic := fmt.Sprintf("bench.search.%d", stamp)
+	if _, err := relay.EnsureTopic(ctx, adm, topic, 6, -1); err != nil {
+		return err
+	}
+	defer adm.DeleteTopics(context.WithoutCancel(ctx), topic) //nolint:errcheck // best effort
+
+	// The events: n/4 orders, each placed, given an item, paid and shipped.
+	var recs []*kgo.Record
+	var finals []api.Order
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	for o := 0; o < cfg.Events/4; o++ {
+		id := uuid.Must(uuid.NewV7()).String()
+		payloads := []events.Payload{
+			events.OrderPlaced{Customer: events.Customer{ID: fmt.Sprintf("cus_%d", o%1000), Name: "Ada Lovelace", Email: "ada@example.com"},
+				ShippingAddress: events.Address{Name: "Ada", Line1: "12 Analytical St", City: "London", PostalCode: "NW1 6XE", Country: "GB"},
+				Currency:        "EUR", Items: []events.LineItem{{SKU: "BK-001", Name: "Notes on the Engine", Quantity: 2, UnitPrice: 1999}}},
+			events.OrderItemAdded{Item: events.LineItem{SKU: "PN-7", Name: "Pen", Quantity: 1, UnitPrice: 250}},
+			events.PaymentConfirmed{Amount: 4248, Currency: "EUR", Reference: "pay"},
+			events.OrderShipped{Carrier: "DHL", TrackingNumber: fmt.Sprintf("JD%08d", o)},
+		}
+		var st order.State
+		for v, p := range payloads {
+			typ, sv, data, err := events.Encode(p)
+			if err != nil {
+				return err
+			}
+			env := events.Envelope{EventID: uuid.Must(uuid.NewV7()), OrderID: id, Version: int64(v + 1), Type: typ, SchemaVersion: sv,
+				OccurredAt: now, RecordedAt: now, Data: data, Metadata: events.Metadata{CorrelationID: "c", CausationID: "r", Actor: "bench"}}
+			rec, err := relay.Record(topic, env)
+			if err != nil {
+				return err
+			}
+			recs = append(recs, rec)
+			st = order.Evolve(st, env, p)
+		}
+		finals = append(finals, api.FromState(st))
+	}
+	if err := client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("produce: %w", err)
+	}
+
+	var projRates, rawRates []float64
+	for round := range cfg.Rounds {
+		prefix := fmt.Sprintf("bench-search-%d-%d", stamp, round)
+		// The projector: a fresh group, a fresh index, until every event is accounted for.
+		ix := searchindex.New(osc, prefix+"-orders")
+		if err := ix.Ensure(ctx, prefix+"-orders-v1"); err != nil {
+			return err
+		}
+		parking, err := projector.NewParking(ctx, osc, prefix+"-orders-parked")
+		if err != nil {
+			return err
+		}
+		consumer, err := kgo.NewClient(projector.ConsumerOptions(cfg.Brokers, topic, prefix)...)
+		if err != nil {
+			return err
+		}
+		m := projector.NewMetrics()
+		loop := &projector.Loop{Client: consumer, Index: ix, Parking: parking, Topic: topic, Group: prefix,
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m}
+		start := time.Now()
+		for counted(m) < float64(len(recs)) {
+			if err := loop.RunOnce(ctx); err != nil {
+				consumer.Close()
+				return err
+			}
+			if time.Since(start) > 10*time.Minute {
+				consumer.Close()
+				return fmt.Errorf("projector: %v of %d events after 10 minutes", counted(m), len(recs))
+			}
+		}
+		projRates = append(projRates, float64(len(recs))/time.Since(start).Seconds())
+		consumer.Close()
+
+		// The baseline: the same final documents, bulk-indexed with the same external versions into a
+		// fresh index, 500 documents a request (about what a 2000-event batch writes).
+		raw := searchindex.New(osc, prefix+"-raw")
+		if err := raw.Ensure(ctx, prefix+"-raw-v1"); err != nil {
+			return err
+		}
+		start = time.Now()
+		for i := 0; i < len(finals); i += 500 {
+			w, err := raw.Write(ctx, finals[i:min(i+500, len(finals))], false)
+			if err != nil {
+				return err
+			}
+			if len(w.Failures) > 0 {
+				return fmt.Errorf("raw bulk failures: %v", w.Failures)
+			}
+		}
+		rawRates = append(rawRates, float64(len(recs))/time.Since(start).Seconds())
+		fmt.Fprintf(stdout, "round %d: projector %.0f events/s, raw bulk of the same documents %.0f events/s (%d documents)\n",
+			round+1, projRates[round], rawRates[round], len(finals))
+		res, err := opensearchapi.IndicesDeleteRequest{Index: []string{prefix + "*"}}.Do(ctx, osc)
+		if err == nil {
+			res.Body.Close()
+		}
+	}
+	pm, rm := loadgen.Median(projRates), loadgen.Median(rawRates)
+	host, _ := os.Hostname()
+	section := fmt.Sprintf(`## Search projector
+
+Measured %s on %s (median of %d rounds), OpenSearch 2.19 single node (heap 512m), a 6-partition topic.
+Command: `+"`make bench`"+` (`+"`go run ./cmd/ordersbench search`"+`). %d events (placed, item added, paid,
+shipped for %d orders) consumed by a fresh consumer group into a fresh index, beside a raw bulk of the
+same %d final documents with the same external versions (500 a request).
+
+| what | events per second |
+|---|---|
+| projector-search (poll, decode, fold with order.Evolve, versioned bulk, commit) | %.0f |
+| baseline: raw bulk of the same documents | %.0f |
+| projector / raw | %.0f%% (aim: 60%%) |
+`, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, cfg.Rounds, len(recs), len(finals), len(finals), pm, rm, 100*pm/rm)
+	fmt.Fprintln(stdout, section)
+	return writeSection(cfg.Out, "search", section)
+}
+
+func counted(m *projector.Metrics) float64 {
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		return 0
+	}
+	var n float64
+	for _, f := range fams {
+		switch f.GetName() {
+		case "projector_events_applied_total", "projector_duplicates_skipped_total", "projector_events_parked_total":
+			n += f.Metric[0].GetCounter().GetValue()
+		}
+	}
+	return n
+}
