@@ -37,6 +37,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if len(args) == 0 {
 		return fmt.Errorf("usage: ordersbench write|relay [flags]")
 	}
+	// ORDERSBENCH_CPUPROFILE=file writes a CPU profile of the whole run (go tool pprof).
+	if path := getenv("ORDERSBENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	switch args[0] {
 	case "write":
 		fs := flag.NewFlagSet("write", flag.ContinueOnError)
@@ -44,20 +56,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		fs.DurationVar(&cfg.Duration, "duration", defaultDuration, "length of one measurement")
 		fs.IntVar(&cfg.Rounds, "rounds", 3, "measurements per figure (the median is reported)")
 		fs.StringVar(&cfg.Out, "out", "BENCHMARKS.md", "file to write the figures to")
-		cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
-		}
-		if *cpuProfile != "" {
-			f, err := os.Create(*cpuProfile)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return err
-			}
-			defer pprof.StopCPUProfile()
 		}
 		cfg.DatabaseURL = getenv("DATABASE_URL")
 		if cfg.DatabaseURL == "" {

@@ -95,7 +95,7 @@ func CheckOffsets(ctx context.Context, adm *kadm.Client, topic, group string) er
 // batch was committed (it will be read again).
 func (l *Loop) RunOnce(ctx context.Context) error {
 	defer l.Client.AllowRebalance()
-	fs := l.Client.PollRecords(ctx, 2000)
+	fs := l.Client.PollRecords(ctx, 5000)
 	if err := ctx.Err(); err != nil {
 		return nil
 	}
