@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		fs := flag.NewFlagSet("relay", flag.ContinueOnError)
 		cfg := relayConfig{}
 		fs.IntVar(&cfg.Events, "events", 100_000, "backlog size to drain")
-		fs.IntVar(&cfg.Batch, "batch", 2000, "relay batch size (RELAY_BATCH_SIZE)")
+		fs.IntVar(&cfg.Batch, "batch", 5000, "relay batch size (RELAY_BATCH_SIZE)")
 		fs.DurationVar(&cfg.Load, "load", 15*time.Second, "length of the sustained-load run")
 		fs.IntVar(&cfg.Rounds, "rounds", 3, "drain measurements (the median is reported)")
 		fs.StringVar(&cfg.Out, "out", "BENCHMARKS.md", "file to write the figures to")

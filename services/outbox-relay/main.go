@@ -61,7 +61,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Partitions:      r.Int("EVENTS_TOPIC_PARTITIONS", 6, 1, 10_000),
 		Replication:     r.Int("EVENTS_TOPIC_REPLICATION", -1, -1, 32),
 		HTTPAddr:        r.String("HTTP_ADDR", ":8082"),
-		BatchSize:       r.Int("RELAY_BATCH_SIZE", 2000, 1, 10_000),
+		BatchSize:       r.Int("RELAY_BATCH_SIZE", 5000, 1, 10_000),
 		MaxPollInterval: r.Duration("RELAY_MAX_POLL_INTERVAL", 50*time.Millisecond, time.Millisecond, time.Minute),
 		ProduceTimeout:  r.Duration("RELAY_PRODUCE_TIMEOUT", 10*time.Second, 100*time.Millisecond, 5*time.Minute),
 		IdleInTxTimeout: r.Duration("RELAY_IDLE_IN_TX_TIMEOUT", 30*time.Second, time.Second, time.Hour),
