@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/opensearch-project/opensearch-go/v2"
@@ -118,6 +119,11 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 			log.Error("http server stopped", "error", err.Error())
 			cancel()
 		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		projector.WatchLag(ctx, kadm.NewClient(client), cfg.Topic, cfg.Group, metrics, 5*time.Second)
 	}()
 	log.Info("projecting", "topic", cfg.Topic, "group", cfg.Group, "alias", cfg.Alias, "parked_orders", parking.Count())
 	err = loop.Run(ctx)

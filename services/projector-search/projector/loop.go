@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,7 @@ type Metrics struct {
 	Duplicates prometheus.Counter
 	Parked     prometheus.Counter
 	Freshness  prometheus.Histogram
+	Lag        *prometheus.GaugeVec
 }
 
 // NewMetrics registers the projector's metrics.
@@ -39,8 +41,10 @@ func NewMetrics() *Metrics {
 		Freshness: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "projector_freshness_seconds",
 			Help:    "Time from an event's commit in the event store to its write in the read model.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}),
+		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "projector_lag_records",
+			Help: "Records of the partition not yet committed by the group (end offset minus committed offset)."}, []string{"partition"}),
 	}
-	m.Registry.MustRegister(m.Applied, m.Duplicates, m.Parked, m.Freshness)
+	m.Registry.MustRegister(m.Applied, m.Duplicates, m.Parked, m.Freshness, m.Lag)
 	return m
 }
 
@@ -185,4 +189,26 @@ func (l *Loop) Run(ctx context.Context) error {
 		backoff = min(2*backoff, 5*time.Second)
 	}
 	return nil
+}
+
+// WatchLag refreshes the per-partition lag gauge every interval until ctx ends.
+func WatchLag(ctx context.Context, adm *kadm.Client, topic, group string, m *Metrics, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if lags, err := adm.Lag(ctx, group); err == nil {
+			if l, ok := lags[group]; ok && l.Error() == nil {
+				for _, ml := range l.Lag.Sorted() {
+					if ml.Topic == topic && ml.Lag >= 0 {
+						m.Lag.WithLabelValues(strconv.Itoa(int(ml.Partition))).Set(float64(ml.Lag))
+					}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -155,6 +155,13 @@ func TestLoopProjectsParksAndIgnoresRedelivery(t *testing.T) {
 	if _, err := adm.CommitOffsets(ctx, e.group, starts.Offsets()); err != nil {
 		t.Fatal(err)
 	}
+	// The lag gauge sees the rewound group 7 records behind.
+	lctx, lcancel := context.WithTimeout(ctx, 3*time.Second)
+	projector.WatchLag(lctx, adm, e.topic, e.group, e.metrics, time.Hour) // one refresh, then waits for lctx
+	lcancel()
+	if lag := gaugeSum(t, e.metrics, "projector_lag_records"); lag != 7 {
+		t.Errorf("lag after rewinding = %v, want 7 (every record)", lag)
+	}
 	before := docs
 	dupBefore := counter(t, e.metrics, "projector_duplicates_skipped_total")
 	l2, _ := e.loop()
@@ -193,6 +200,23 @@ func counter(t *testing.T, m *projector.Metrics, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+func gaugeSum(t *testing.T, m *projector.Metrics, name string) float64 {
+	t.Helper()
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range fams {
+		if f.GetName() == name {
+			for _, mm := range f.Metric {
+				sum += mm.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum
 }
 
 func TestOffsetBelowLogStartStops(t *testing.T) {
