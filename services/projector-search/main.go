@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
@@ -111,6 +112,17 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		return nil
 	})
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})))
+	// Operators replay an order's parked events after a fix (ordersctl projector replay search ID).
+	e.POST("/parked/:order/replay", func(c echo.Context) error {
+		n, err := loop.Replay(c.Request().Context(), c.Param("order"))
+		switch {
+		case errors.Is(err, projector.ErrNothingParked):
+			return problem.New(http.StatusNotFound, "not_parked", err.Error())
+		case err != nil:
+			return problem.New(http.StatusConflict, "replay_failed", err.Error())
+		}
+		return c.JSON(http.StatusOK, map[string]any{"order_id": c.Param("order"), "replayed": n})
+	})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

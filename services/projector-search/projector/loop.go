@@ -1,12 +1,15 @@
 package projector
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +54,8 @@ func NewMetrics() *Metrics {
 // Loop consumes the events topic in a consumer group and folds each batch into the index. Offsets are
 // committed by hand, only after the batch's documents were written.
 type Loop struct {
+	mu sync.Mutex // a batch and a replay never run at once
+
 	Client  *kgo.Client // consumer group client: DisableAutoCommit, BlockRebalanceOnPoll
 	Index   *searchindex.Index
 	Parking *Parking
@@ -103,6 +108,8 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return nil
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	var fetchErr error
 	fs.EachError(func(t string, p int32, err error) {
 		fetchErr = errors.Join(fetchErr, fmt.Errorf("fetch %s/%d: %w", t, p, err))
@@ -211,4 +218,51 @@ func WatchLag(ctx context.Context, adm *kadm.Client, topic, group string, m *Met
 		case <-t.C:
 		}
 	}
+}
+
+// ErrNothingParked: the order has no parked events.
+var ErrNothingParked = errors.New("the order has no parked events")
+
+// Replay applies an order's parked events again, in order (after a fix: a new version that decodes
+// them, or a corrected document), and unparks the order when all of them apply. It returns how many
+// events it replayed; on failure the order stays parked.
+func (l *Loop) Replay(ctx context.Context, order string) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	parked, ids, err := l.Parking.Parked(ctx, order)
+	if err != nil {
+		return 0, err
+	}
+	if len(parked) == 0 {
+		return 0, ErrNothingParked
+	}
+	batch := make([]Event, 0, len(parked))
+	for _, p := range parked {
+		var env events.Envelope
+		err := json.Unmarshal([]byte(p.Value), &env)
+		var payload events.Payload
+		if err == nil {
+			payload, err = events.DecodeEnvelope(env)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("replay %s: partition %d offset %d still cannot be decoded: %w", order, p.Partition, p.Offset, err)
+		}
+		batch = append(batch, Event{Envelope: env, Payload: payload})
+	}
+	// In version order: a missing event republished later (ordersctl events republish) was parked
+	// behind the gap it fills.
+	slices.SortStableFunc(batch, func(a, b Event) int { return cmp.Compare(a.Envelope.Version, b.Envelope.Version) })
+	res, err := Apply(ctx, l.Index, batch)
+	if err != nil {
+		return 0, err
+	}
+	if why := res.Failed[order]; why != nil {
+		return 0, fmt.Errorf("replay %s: %w", order, why)
+	}
+	if err := l.Parking.unpark(ctx, order, ids); err != nil {
+		return 0, err
+	}
+	l.Metrics.Applied.Add(float64(res.Applied))
+	l.Metrics.Duplicates.Add(float64(res.Duplicates))
+	return len(batch), nil
 }

@@ -259,3 +259,40 @@ func TestOffsetBelowLogStartStops(t *testing.T) {
 		t.Fatalf("CheckOffsets after deleting records past the commit = %v, want ErrOffsetBelowLogStart", err)
 	}
 }
+
+func TestReplayUnparksAfterTheMissingEventArrives(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newLoopEnv(t)
+	x := uuid.NewString()
+	placed := events.OrderPlaced{Customer: events.Customer{ID: "c", Name: "Ada", Email: "ada@example.com"},
+		ShippingAddress: events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"}, Currency: "EUR",
+		Items: []events.LineItem{{SKU: "BK-1", Name: "Notes", Quantity: 1, UnitPrice: 10}}}
+	_, envs := history(t, x, placed, events.PaymentConfirmed{Amount: 10, Currency: "EUR", Reference: "p"}, events.OrderShipped{Carrier: "DHL", TrackingNumber: "T"})
+	l, _ := e.loop()
+	// Version 2 arrives without version 1 (lost from the topic): a gap parks the order.
+	e.produce(record(t, envs[1]))
+	runUntil(t, l, func() bool { return e.parking.IsParked(x) })
+	if _, err := l.Replay(ctx, x); err == nil {
+		t.Fatal("Replay before the missing event is there succeeded; want the gap reported")
+	}
+	// The missing event is republished; it parks behind version 2. Replay now applies both, in order.
+	e.produce(record(t, envs[0]))
+	runUntil(t, l, func() bool { return e.parkedCount() == 2 })
+	n, err := l.Replay(ctx, x)
+	if err != nil || n != 2 {
+		t.Fatalf("Replay = %d, %v; want 2 replayed", n, err)
+	}
+	if e.parking.IsParked(x) || e.parkedCount() != 0 {
+		t.Fatalf("the order is still parked after a successful replay")
+	}
+	// Later events flow again.
+	e.produce(record(t, envs[2]))
+	runUntil(t, l, func() bool {
+		docs, err := e.ix.Get(ctx, []string{x})
+		return err == nil && docs[x].Version == 3 && docs[x].Status == "shipped"
+	})
+	if _, err := l.Replay(ctx, x); !errors.Is(err, projector.ErrNothingParked) {
+		t.Errorf("Replay of an unparked order = %v, want ErrNothingParked", err)
+	}
+}

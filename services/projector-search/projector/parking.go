@@ -123,3 +123,62 @@ func (p *Parking) Park(ctx context.Context, order string, r *kgo.Record, why err
 	p.mu.Unlock()
 	return nil
 }
+
+// Parked returns the parked records of an order, oldest first, with their document ids.
+func (p *Parking) Parked(ctx context.Context, order string) ([]ParkedEvent, []string, error) {
+	q, _ := json.Marshal(map[string]any{
+		"size":  10000,
+		"query": map[string]any{"term": map[string]any{"order_id": order}},
+		"sort":  []any{map[string]any{"partition": "asc"}, map[string]any{"offset": "asc"}},
+	})
+	res, err := opensearchapi.SearchRequest{Index: []string{p.index}, Body: bytes.NewReader(q)}.Do(ctx, p.client)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read parked events of %s: %w", order, err)
+	}
+	defer res.Body.Close()
+	if res.IsError() {
+		b, _ := io.ReadAll(res.Body)
+		return nil, nil, fmt.Errorf("read parked events of %s: %s: %s", order, res.Status(), b)
+	}
+	var sr struct {
+		Hits struct {
+			Hits []struct {
+				ID     string      `json:"_id"`
+				Source ParkedEvent `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&sr); err != nil {
+		return nil, nil, fmt.Errorf("read parked events of %s: %w", order, err)
+	}
+	var evs []ParkedEvent
+	var ids []string
+	for _, h := range sr.Hits.Hits {
+		evs = append(evs, h.Source)
+		ids = append(ids, h.ID)
+	}
+	return evs, ids, nil
+}
+
+// unpark deletes the order's parked records and lets its events flow again.
+func (p *Parking) unpark(ctx context.Context, order string, ids []string) error {
+	var body bytes.Buffer
+	for _, id := range ids {
+		fmt.Fprintf(&body, `{"delete":{"_index":%q,"_id":%q}}`+"\n", p.index, id)
+	}
+	if body.Len() > 0 {
+		res, err := opensearchapi.BulkRequest{Body: &body, Refresh: "true"}.Do(ctx, p.client)
+		if err != nil {
+			return fmt.Errorf("unpark %s: %w", order, err)
+		}
+		raw, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.IsError() || bytes.Contains(raw, []byte(`"errors":true`)) {
+			return fmt.Errorf("unpark %s: %s: %.300s", order, res.Status(), raw)
+		}
+	}
+	p.mu.Lock()
+	delete(p.orders, order)
+	p.mu.Unlock()
+	return nil
+}
