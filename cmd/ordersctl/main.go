@@ -26,8 +26,12 @@ Usage:
   ordersctl projector status
       Each projector's consumer group and its lag per partition, and whether the topic still starts
       at offset 0 (a rebuild from a topic that lost records would be partial).
+  ordersctl projector replay search ORDER_ID
+      Replay an order's parked events in the running search projector after a fix (for example once
+      a missing event was republished); the order flows again when they all apply.
 
-Configuration (environment): DATABASE_URL, KAFKA_BROKERS, EVENTS_TOPIC (default orders.events).
+Configuration (environment): DATABASE_URL, KAFKA_BROKERS, EVENTS_TOPIC (default orders.events),
+PROJECTOR_SEARCH_URL (default http://127.0.0.1:8084).
 Run "ordersctl COMMAND --help" for a command's flags.
 `
 
@@ -63,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return republish(ctx, rest, getenv, stdout, stderr)
 	case "projector status":
 		return projectorStatus(ctx, rest, getenv, stdout, stderr)
+	case "projector replay":
+		return replay(ctx, rest, getenv, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "ordersctl: unknown command %q\n\n%s", cmd, usage)
 	return errUsage
