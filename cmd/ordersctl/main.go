@@ -29,9 +29,12 @@ Usage:
   ordersctl projector replay search ORDER_ID
       Replay an order's parked events in the running search projector after a fix (for example once
       a missing event was republished); the order flows again when they all apply.
+  ordersctl verify search
+      Fold every order from the event store and compare it with the search index; print the orders
+      that are missing, extra, at another version or with other fields; exit 1 if any differs.
 
-Configuration (environment): DATABASE_URL, KAFKA_BROKERS, EVENTS_TOPIC (default orders.events),
-PROJECTOR_SEARCH_URL (default http://127.0.0.1:8084).
+Configuration (environment): DATABASE_URL, KAFKA_BROKERS, OPENSEARCH_URL, EVENTS_TOPIC (default
+orders.events), SEARCH_INDEX_ALIAS (default orders), PROJECTOR_SEARCH_URL (default http://127.0.0.1:8084).
 Run "ordersctl COMMAND --help" for a command's flags.
 `
 
@@ -69,6 +72,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return projectorStatus(ctx, rest, getenv, stdout, stderr)
 	case "projector replay":
 		return replay(ctx, rest, getenv, stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "verify" {
+		return verify(ctx, args[1:], getenv, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "ordersctl: unknown command %q\n\n%s", cmd, usage)
 	return errUsage

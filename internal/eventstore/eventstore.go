@@ -120,7 +120,8 @@ func (s *Store) Append(ctx context.Context, req AppendRequest) ([]events.Envelop
 		if err != nil {
 			return nil, fmt.Errorf("append: metadata: %w", err)
 		}
-		ids[i], types[i], versions[i], data[i], meta[i], occurred[i] = e.EventID, e.Type, int32(e.SchemaVersion), e.Data, m, e.OccurredAt.UTC()
+		// Postgres keeps microseconds (pgx truncates): the envelopes returned say what is stored.
+		ids[i], types[i], versions[i], data[i], meta[i], occurred[i] = e.EventID, e.Type, int32(e.SchemaVersion), e.Data, m, e.OccurredAt.UTC().Truncate(time.Microsecond)
 		out[i] = events.Envelope{EventID: e.EventID, OrderID: id.String(), Type: e.Type, SchemaVersion: e.SchemaVersion,
 			OccurredAt: occurred[i], Data: e.Data, Metadata: e.Metadata}
 	}

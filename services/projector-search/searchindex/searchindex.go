@@ -220,3 +220,43 @@ func truncate(b []byte, n int) string {
 	}
 	return string(b)
 }
+
+// EachID calls fn with the id of every document behind the alias, in id order (after a refresh, so it
+// sees every acknowledged write). It pages with search_after, so any index size works.
+func (ix *Index) EachID(ctx context.Context, fn func(id string)) error {
+	res, err := opensearchapi.IndicesRefreshRequest{Index: []string{ix.alias}}.Do(ctx, ix.client)
+	if _, err := check("refresh", res, err); err != nil {
+		return err
+	}
+	var after []any
+	for {
+		q := map[string]any{"size": 5000, "_source": false, "sort": []any{map[string]any{"id": "asc"}}, "query": map[string]any{"match_all": map[string]any{}}}
+		if after != nil {
+			q["search_after"] = after
+		}
+		body, _ := json.Marshal(q)
+		res, err := opensearchapi.SearchRequest{Index: []string{ix.alias}, Body: bytes.NewReader(body)}.Do(ctx, ix.client)
+		raw, err := check("list ids", res, err)
+		if err != nil {
+			return err
+		}
+		var sr struct {
+			Hits struct {
+				Hits []struct {
+					ID   string `json:"_id"`
+					Sort []any  `json:"sort"`
+				} `json:"hits"`
+			} `json:"hits"`
+		}
+		if err := json.Unmarshal(raw, &sr); err != nil {
+			return fmt.Errorf("list ids: %w", err)
+		}
+		for _, h := range sr.Hits.Hits {
+			fn(h.ID)
+		}
+		if len(sr.Hits.Hits) < 5000 {
+			return nil
+		}
+		after = sr.Hits.Hits[len(sr.Hits.Hits)-1].Sort
+	}
+}
