@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opensearch-project/opensearch-go/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orders-oss/orders/internal/eventstore"
@@ -66,10 +65,7 @@ func TestCommandToSearch(t *testing.T) {
 		t.Fatal(err)
 	}
 	brokers, topic := testenv.KafkaBrokers(t), testenv.Topic(t, 3)
-	osc, err := opensearch.NewClient(opensearch.Config{Addresses: []string{testenv.OpenSearchURL(t)}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	osc := testenv.OpenSearch(t)
 	prefix := testenv.IndexPrefix(t)
 	alias := prefix + "-orders"
 

@@ -76,11 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return err
 		}
 		cfg.DatabaseURL = getenv("DATABASE_URL")
-		for _, b := range strings.Split(getenv("KAFKA_BROKERS"), ",") {
-			if b = strings.TrimSpace(b); b != "" {
-				cfg.Brokers = append(cfg.Brokers, b)
-			}
-		}
+		cfg.Brokers = brokers(getenv)
 		if cfg.DatabaseURL == "" || len(cfg.Brokers) == 0 {
 			return fmt.Errorf("DATABASE_URL and KAFKA_BROKERS are required (eval \"$(make -s env)\")")
 		}
@@ -94,11 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		for _, b := range strings.Split(getenv("KAFKA_BROKERS"), ",") {
-			if b = strings.TrimSpace(b); b != "" {
-				cfg.Brokers = append(cfg.Brokers, b)
-			}
-		}
+		cfg.Brokers = brokers(getenv)
 		cfg.OpenSearchURL = getenv("OPENSEARCH_URL")
 		if cfg.OpenSearchURL == "" || len(cfg.Brokers) == 0 {
 			return fmt.Errorf("KAFKA_BROKERS and OPENSEARCH_URL are required (eval \"$(make -s env)\")")
@@ -106,4 +98,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return benchSearch(ctx, cfg, stdout)
 	}
 	return fmt.Errorf("unknown benchmark %q (write, relay, search)", args[0])
+}
+
+// brokers splits KAFKA_BROKERS.
+func brokers(getenv func(string) string) []string {
+	var out []string
+	for _, b := range strings.Split(getenv("KAFKA_BROKERS"), ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/opensearch-project/opensearch-go/v2"
 	"github.com/opensearch-project/opensearch-go/v2/opensearchapi"
 
 	"github.com/orders-oss/orders/internal/eventstore"
@@ -38,10 +37,7 @@ func TestVerifySearchFindsEveryDifference(t *testing.T) {
 		t.Fatal(err)
 	}
 	osURL := testenv.OpenSearchURL(t)
-	osc, err := opensearch.NewClient(opensearch.Config{Addresses: []string{osURL}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	osc := testenv.OpenSearch(t)
 	prefix := testenv.IndexPrefix(t)
 	ix := searchindex.New(osc, prefix+"-orders")
 	if err := ix.Ensure(ctx, prefix+"-orders-v1"); err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	opensearchgo "github.com/opensearch-project/opensearch-go/v2"
 	tcopensearch "github.com/testcontainers/testcontainers-go/modules/opensearch"
 )
 
@@ -53,3 +54,13 @@ func IndexPrefix(t testing.TB) string {
 }
 
 func keep() bool { return os.Getenv("TESTENV_KEEP") == "1" }
+
+// OpenSearch returns an opensearch-go client on OPENSEARCH_URL.
+func OpenSearch(t testing.TB) *opensearchgo.Client {
+	t.Helper()
+	c, err := opensearchgo.NewClient(opensearchgo.Config{Addresses: []string{OpenSearchURL(t)}})
+	if err != nil {
+		t.Fatalf("testenv: opensearch client: %v", err)
+	}
+	return c
+}

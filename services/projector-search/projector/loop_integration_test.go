@@ -40,10 +40,7 @@ type loopEnv struct {
 func newLoopEnv(t *testing.T) *loopEnv {
 	t.Helper()
 	ctx := context.Background()
-	search, err := opensearch.NewClient(opensearch.Config{Addresses: []string{testenv.OpenSearchURL(t)}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	search := testenv.OpenSearch(t)
 	prefix := testenv.IndexPrefix(t)
 	ix := searchindex.New(search, prefix+"-orders")
 	if err := ix.Ensure(ctx, prefix+"-orders-v1"); err != nil {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/opensearch-project/opensearch-go/v2"
 
 	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/internal/testenv"
@@ -39,10 +38,7 @@ func history(t *testing.T, id string, payloads ...events.Payload) ([]projector.E
 func TestApplyFoldsIdempotentlyAndRefusesGaps(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	client, err := opensearch.NewClient(opensearch.Config{Addresses: []string{testenv.OpenSearchURL(t)}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := testenv.OpenSearch(t)
 	prefix := testenv.IndexPrefix(t)
 	ix := searchindex.New(client, prefix+"-orders")
 	if err := ix.Ensure(ctx, prefix+"-orders-v1"); err != nil {

@@ -20,10 +20,7 @@ import (
 
 func setup(t *testing.T) (*searchindex.Index, *opensearch.Client, string) {
 	t.Helper()
-	client, err := opensearch.NewClient(opensearch.Config{Addresses: []string{testenv.OpenSearchURL(t)}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := testenv.OpenSearch(t)
 	prefix := testenv.IndexPrefix(t)
 	ix := searchindex.New(client, prefix+"-orders")
 	for range 2 { // idempotent

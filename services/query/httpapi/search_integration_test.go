@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/opensearch-project/opensearch-go/v2"
-
 	"github.com/orders-oss/orders/internal/testenv"
 	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/pkg/events"
@@ -50,10 +48,7 @@ func get(t *testing.T, srv *httptest.Server, path string) (int, result) {
 
 func searchServer(t *testing.T, alias string) *httptest.Server {
 	t.Helper()
-	client, err := opensearch.NewClient(opensearch.Config{Addresses: []string{testenv.OpenSearchURL(t)}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := testenv.OpenSearch(t)
 	srv := httptest.NewServer(httpapi.New(httpapi.Config{Search: search.New(client, alias),
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Ready: func(context.Context) error { return nil }}))
 	t.Cleanup(srv.Close)
@@ -63,10 +58,7 @@ func searchServer(t *testing.T, alias string) *httptest.Server {
 func TestSearch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	client, err := opensearch.NewClient(opensearch.Config{Addresses: []string{testenv.OpenSearchURL(t)}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := testenv.OpenSearch(t)
 	prefix := testenv.IndexPrefix(t)
 	ix := searchindex.New(client, prefix+"-orders")
 	if err := ix.Ensure(ctx, prefix+"-orders-v1"); err != nil {
