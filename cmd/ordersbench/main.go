@@ -3,7 +3,7 @@
 //
 //	ordersbench write [-duration 8s] [-rounds 3] [-out BENCHMARKS.md]
 //	ordersbench relay [-events 100000] [-load 15s] [-rounds 3] [-out BENCHMARKS.md]
-//	ordersbench search [-events 100000] [-rounds 3] [-out BENCHMARKS.md]
+//	ordersbench search [-events 100000] [-rounds 3] [-load 15s] [-out BENCHMARKS.md]
 //
 // write: POST /orders through the command API (in-process server, real Postgres) at 8 and 32 clients,
 // beside raw pgx doing the same two-insert transaction (event + outbox row) in one round trip.
@@ -85,15 +85,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		fs := flag.NewFlagSet("search", flag.ContinueOnError)
 		cfg := searchConfig{}
 		fs.IntVar(&cfg.Events, "events", 100_000, "events to project (4 per order)")
+		fs.DurationVar(&cfg.Load, "load", 15*time.Second, "length of the steady-load freshness run")
 		fs.IntVar(&cfg.Rounds, "rounds", 3, "measurements (the median is reported)")
 		fs.StringVar(&cfg.Out, "out", "BENCHMARKS.md", "file to write the figures to")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
 		cfg.Brokers = brokers(getenv)
-		cfg.OpenSearchURL = getenv("OPENSEARCH_URL")
-		if cfg.OpenSearchURL == "" || len(cfg.Brokers) == 0 {
-			return fmt.Errorf("KAFKA_BROKERS and OPENSEARCH_URL are required (eval \"$(make -s env)\")")
+		cfg.OpenSearchURL, cfg.DatabaseURL = getenv("OPENSEARCH_URL"), getenv("DATABASE_URL")
+		if cfg.OpenSearchURL == "" || cfg.DatabaseURL == "" || len(cfg.Brokers) == 0 {
+			return fmt.Errorf("DATABASE_URL, KAFKA_BROKERS and OPENSEARCH_URL are required (eval \"$(make -s env)\")")
 		}
 		return benchSearch(ctx, cfg, stdout)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -269,12 +270,17 @@ func sustained(ctx context.Context, pool *pgxpool.Pool, r *relay.Relay, d time.D
 }
 
 func histogram(r *relay.Relay) *dto.Histogram {
-	fams, err := r.Metrics.Registry.Gather()
+	return gatherHistogram(r.Metrics.Registry, "relay_commit_to_ack_seconds")
+}
+
+// gatherHistogram returns the named single-series histogram of a registry (nil when absent).
+func gatherHistogram(g prometheus.Gatherer, name string) *dto.Histogram {
+	fams, err := g.Gather()
 	if err != nil {
 		return nil
 	}
 	for _, f := range fams {
-		if f.GetName() == "relay_commit_to_ack_seconds" && len(f.Metric) == 1 {
+		if f.GetName() == name && len(f.Metric) == 1 {
 			return f.Metric[0].Histogram
 		}
 	}

@@ -8,22 +8,30 @@ import (
 	"os"
 	"time"
 
+	"net/http"
+	"net/http/httptest"
+
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/opensearch-project/opensearch-go/v2"
 	"github.com/opensearch-project/opensearch-go/v2/opensearchapi"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/loadgen"
 	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/pkg/events"
+	"github.com/orders-oss/orders/services/command/httpapi"
 	"github.com/orders-oss/orders/services/outbox-relay/relay"
 	"github.com/orders-oss/orders/services/projector-search/projector"
 	"github.com/orders-oss/orders/services/projector-search/searchindex"
 )
 
 type searchConfig struct {
+	DatabaseURL   string
+	Load          time.Duration
 	Brokers       []string
 	OpenSearchURL string
 	Events        int
@@ -143,6 +151,10 @@ func benchSearch(ctx context.Context, cfg searchConfig, stdout io.Writer) error 
 			res.Body.Close()
 		}
 	}
+	fresh, err := searchFreshness(ctx, cfg, osc, topic, stamp, stdout)
+	if err != nil {
+		return err
+	}
 	pm, rm := loadgen.Median(projRates), loadgen.Median(rawRates)
 	host, _ := os.Hostname()
 	section := fmt.Sprintf(`## Search projector
@@ -157,7 +169,10 @@ same %d final documents with the same external versions (500 a request).
 | projector-search (poll, decode, fold with order.Evolve, versioned bulk, commit) | %.0f |
 | baseline: raw bulk of the same documents | %.0f |
 | projector / raw | %.0f%% (aim: 60%%) |
-`, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, cfg.Rounds, len(recs), len(finals), len(finals), pm, rm, 100*pm/rm)
+
+Freshness under steady load (POST /orders at 8 clients for %s through the in-process command API, the
+relay and the projector running): %s
+`, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, cfg.Rounds, len(recs), len(finals), len(finals), pm, rm, 100*pm/rm, cfg.Load, fresh)
 	fmt.Fprintln(stdout, section)
 	return writeSection(cfg.Out, "search", section)
 }
@@ -175,4 +190,74 @@ func counted(m *projector.Metrics) float64 {
 		}
 	}
 	return n
+}
+
+// searchFreshness runs the whole write path into the search index under steady load and reads the
+// projector's freshness histogram (event commit to index write).
+func searchFreshness(ctx context.Context, cfg searchConfig, osc *opensearch.Client, topic string, stamp int64, stdout io.Writer) (string, error) {
+	dbURL, drop, err := scratchDatabase(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return "", err
+	}
+	defer drop()
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return "", err
+	}
+	defer pool.Close()
+	if err := eventstore.Migrate(ctx, pool); err != nil {
+		return "", err
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	producer, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(time.Millisecond))
+	if err != nil {
+		return "", err
+	}
+	defer producer.Close()
+	prefix := fmt.Sprintf("bench-fresh-%d", stamp)
+	ix := searchindex.New(osc, prefix+"-orders")
+	if err := ix.Ensure(ctx, prefix+"-orders-v1"); err != nil {
+		return "", err
+	}
+	defer func() {
+		if res, err := (opensearchapi.IndicesDeleteRequest{Index: []string{prefix + "*"}}).Do(context.WithoutCancel(ctx), osc); err == nil {
+			res.Body.Close()
+		}
+	}()
+	parking, err := projector.NewParking(ctx, osc, prefix+"-orders-parked")
+	if err != nil {
+		return "", err
+	}
+	// Start the consumer at the topic's end: the drain rounds' records are not part of this.
+	consumer, err := kgo.NewClient(append(projector.ConsumerOptions(cfg.Brokers, topic, prefix),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))...)
+	if err != nil {
+		return "", err
+	}
+	defer consumer.Close()
+	m := projector.NewMetrics()
+	loop := &projector.Loop{Client: consumer, Index: ix, Parking: parking, Topic: topic, Group: prefix, Log: quiet, Metrics: m}
+	r := relay.New(relay.Config{Pool: pool, Client: producer, Topic: topic, Log: quiet})
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() { _ = r.Run(rctx, relay.DefaultPolling) }()
+	go func() { _ = loop.Run(rctx) }()
+	time.Sleep(2 * time.Second) // let the consumer join its group
+
+	api := httptest.NewServer(httpapi.New(httpapi.Config{Store: eventstore.New(pool), Log: quiet, BodyLimit: "256KB", MaxRetries: 5, Ready: pool.Ping}))
+	defer api.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	res := loadgen.Run(ctx, 8, cfg.Load, func(ctx context.Context, _, _ int) error { return postOrder(ctx, client, api.URL) })
+	if res.Errors > 0 {
+		return "", fmt.Errorf("freshness load: %d errors, first %v", res.Errors, res.FirstErr)
+	}
+	want := float64(res.Ops)
+	for deadline := time.Now().Add(60 * time.Second); counted(m) < want && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	h := gatherHistogram(m.Registry, "projector_freshness_seconds")
+	out := fmt.Sprintf("%.0f orders/s placed; commit to index write p50 ≤ %s, p99 ≤ %s (histogram bucket bounds; %d events projected for %d answered commands)",
+		res.PerSecond(), quantile(nil, h, 0.5), quantile(nil, h, 0.99), int64(counted(m)), res.Ops)
+	fmt.Fprintln(stdout, "freshness:", out)
+	return out, nil
 }
