@@ -29,6 +29,7 @@ type Store interface {
 	Append(ctx context.Context, req eventstore.AppendRequest) ([]events.Envelope, error)
 	LoadPage(ctx context.Context, streamID string, afterVersion int64, limit int) ([]events.Envelope, error)
 	Update(ctx context.Context, streamID string, retries int, decide eventstore.Decide) (history, appended []events.Envelope, err error)
+	UpdateIfVersion(ctx context.Context, streamID string, expected int64, decide eventstore.Decide) (history, appended []events.Envelope, err error)
 	Idempotency(ctx context.Context, key string) (*eventstore.IdempotencyRecord, error)
 }
 
@@ -265,28 +266,31 @@ func (s *server) command(d decider) echo.HandlerFunc {
 		if _, err := uuid.Parse(id); err != nil {
 			return &order.Error{Kind: order.NotFound, Code: order.CodeNotFound, Message: "no order with this id"}
 		}
-		retries := s.MaxRetries
-		if pinned {
-			retries = 0
-		}
 		var state order.State
-		_, appended, err := s.Store.Update(c.Request().Context(), id, retries, func(history []events.Envelope) ([]eventstore.NewEvent, error) {
+		decideOn := func(history []events.Envelope) ([]eventstore.NewEvent, error) {
 			st, err := order.Fold(history)
 			if err != nil {
 				return nil, err
 			}
 			state = st
-			if pinned && st.Exists() && st.Version != want {
-				return nil, errStaleIfMatch
-			}
 			payloads, err := decide(st)
 			if err != nil {
 				return nil, err
 			}
 			return s.newEvents(payloads, md)
-		})
-		if pinned && errors.Is(err, eventstore.ErrVersionConflict) {
-			err = errStaleIfMatch
+		}
+		ctx := c.Request().Context()
+		var history, appended []events.Envelope
+		if pinned {
+			history, appended, err = s.Store.UpdateIfVersion(ctx, id, want, decideOn)
+			switch {
+			case errors.Is(err, eventstore.ErrVersionMismatch) && len(history) == 0:
+				err = &order.Error{Kind: order.NotFound, Code: order.CodeNotFound, Message: "no order with this id"}
+			case errors.Is(err, eventstore.ErrVersionMismatch), errors.Is(err, eventstore.ErrVersionConflict):
+				err = errStaleIfMatch // the version the client named is no longer the current one
+			}
+		} else {
+			_, appended, err = s.Store.Update(ctx, id, s.MaxRetries, decideOn)
 		}
 		if err != nil {
 			return err

@@ -190,6 +190,7 @@ func TestErrorsAreProblemsAndLeaveNoTrace(t *testing.T) {
 		{"bad If-Match", "POST", "/orders/" + o.ID + "/cancellation", `{"reason": "x"}`, []string{"If-Match", "soon"}, 400, "invalid_if_match"},
 		{"unknown order", "POST", "/orders/01936f3e-0000-7000-8000-000000000999/shipment", `{"carrier": "DHL", "tracking_number": "1"}`, nil, 404, "order_not_found"},
 		{"not a uuid", "POST", "/orders/nope/delivery", `{}`, nil, 404, "order_not_found"},
+		{"unknown order with If-Match", "POST", "/orders/01936f3e-0000-7000-8000-000000000999/delivery", `{}`, []string{"If-Match", `"1"`}, 404, "order_not_found"},
 		{"audit trail of an unknown order", "GET", "/orders/01936f3e-0000-7000-8000-000000000999/events", ``, nil, 404, "order_not_found"},
 		{"rule violated", "POST", "/orders/" + o.ID + "/shipment", `{"carrier": "DHL", "tracking_number": "1"}`, nil, 409, "not_paid"},
 		{"payment mismatch", "POST", "/orders/" + o.ID + "/payment", `{"amount": 1, "currency": "EUR", "reference": "p"}`, nil, 409, "payment_mismatch"},
