@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	"github.com/orders-oss/orders/pkg/events"
 )
@@ -30,6 +32,13 @@ func (s *Store) Update(ctx context.Context, streamID string, retries int, decide
 		}
 		if attempt >= retries {
 			return history, nil, fmt.Errorf("update %s: gave up after %d attempts: %w", streamID, attempt+1, err)
+		}
+		// A short random pause spreads commands racing on one order, so each retry is likelier to find
+		// the order quiet; it grows with the attempts and stays well under a request's budget.
+		select {
+		case <-ctx.Done():
+			return history, nil, ctx.Err()
+		case <-time.After(time.Duration(rand.Int64N(int64(attempt+1) * int64(time.Millisecond)))):
 		}
 	}
 }
