@@ -1,0 +1,70 @@
+// Package projection is the runtime every read-model projector shares: it consumes the relay's
+// event records from Kafka and hands them, decoded, to a projector's Handler. This file holds the
+// contract between the runtime and a handler; the consume loop is not written yet.
+package projection
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/orders-oss/orders/pkg/events"
+)
+
+// Event is one consumed record: the envelope, its decoded payload and where it was read from.
+type Event struct {
+	Envelope  events.Envelope
+	Payload   events.Payload
+	Partition int32
+	Offset    int64
+}
+
+// Result is what a handler reports for one batch.
+type Result struct {
+	// Applied counts events that changed the read model.
+	Applied int
+	// Duplicates counts events at or below the order's applied version (redeliveries).
+	Duplicates int
+}
+
+// Handler is implemented by a projector. Apply must be idempotent by (order id, version): the
+// runtime delivers at least once, so a redelivered event must change nothing.
+type Handler interface {
+	Apply(ctx context.Context, batch []Event) (Result, error)
+}
+
+// Step is what a handler should do with an event given the order's applied version.
+type Step int
+
+const (
+	// StepApply: the event is the next version of the order.
+	StepApply Step = iota
+	// StepDuplicate: the event is at or below the applied version; it changes nothing.
+	StepDuplicate
+	// StepGap: versions are missing before the event; applying it would corrupt the read model.
+	StepGap
+)
+
+// GapError reports an event that arrived before the versions preceding it.
+type GapError struct {
+	OrderID string
+	Applied int64
+	Version int64
+}
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("order %s: event version %d after applied version %d", e.OrderID, e.Version, e.Applied)
+}
+
+// Classify decides what to do with an event of the given version when the read model holds the
+// order at applied (0 when the order is unknown). A gap is never applied silently: the caller parks
+// the order instead, because per order the relay publishes first appearances in version order.
+func Classify(applied, version int64) Step {
+	switch {
+	case version <= applied:
+		return StepDuplicate
+	case version == applied+1:
+		return StepApply
+	default:
+		return StepGap
+	}
+}
