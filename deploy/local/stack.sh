@@ -289,6 +289,8 @@ EOF
 -Xmx$OPENSEARCH_HEAP
 EOF
   is_root && chown -R "$u:" "$dir"
+  # A pid file left by an earlier run would be taken for the new one (and its dead pid for a crash).
+  rm -f "$dir/opensearch.pid"
   as "$u" env OPENSEARCH_JAVA_HOME="$JAVA_HOME_17" JAVA_HOME="$JAVA_HOME_17" OPENSEARCH_PATH_CONF="$conf" \
     "$dir/dist/bin/opensearch" -d -p "$dir/opensearch.pid" >"$dir/logs/stdout.log" 2>&1 ||
     { tail -n 40 "$dir/logs/stdout.log" "$log" >&2 2>/dev/null; die "opensearch did not start"; }

@@ -118,7 +118,6 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	defer cancel()
 
 	// The HTTP endpoints come up first so an operator can see a relay that waits for its servers.
-	var topicReady sync.Once
 	topicOK := make(chan struct{})
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -129,20 +128,39 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		default:
 			return errors.New("the events topic is not checked yet (waiting for Kafka)")
 		}
-		if err := pool.Ping(ctx); err != nil {
+		var outbox bool
+		if err := pool.QueryRow(ctx, "SELECT to_regclass('outbox') IS NOT NULL").Scan(&outbox); err != nil {
 			return fmt.Errorf("postgres: %w", err)
 		}
-		return client.Ping(ctx)
+		if !outbox {
+			return errors.New("postgres: no outbox table yet (the command service applies the migrations)")
+		}
+		if err := client.Ping(ctx); err != nil {
+			return fmt.Errorf("kafka: %w", err)
+		}
+		return nil
 	})
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})))
+	httpErr := make(chan error, 1)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		if err := httpserver.Run(ctx, cfg.HTTPAddr, e, log, nil); err != nil {
-			log.Error("http server stopped", "error", err.Error())
-			cancel()
+			httpErr <- fmt.Errorf("http server: %w", err)
+			cancel() // a relay nobody can probe is stopped rather than left running blind
 		}
 	}()
+	// stopped ends everything and says why: nil after SIGTERM, the HTTP server's error if it failed.
+	stopped := func() error {
+		cancel()
+		wg.Wait()
+		select {
+		case err := <-httpErr:
+			return err
+		default:
+			return nil
+		}
+	}
 
 	// Topic: create or check, retrying while Kafka is away.
 	adm := kadm.NewClient(client)
@@ -155,23 +173,28 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 				log.Error("UNSAFE EVENTS TOPIC CONFIGURATION: rebuilds from this topic would be partial", "topic", cfg.Topic, "problem", string(p))
 			}
 			metrics.TopicConfigBad.Set(map[bool]float64{true: 1, false: 0}[len(problems) > 0])
-			topicReady.Do(func() { close(topicOK) })
+			close(topicOK)
 			break
 		}
 		log.Warn("events topic not ready; retrying", "topic", cfg.Topic, "error", err.Error(), "retry_in", backoff.String())
 		select {
 		case <-ctx.Done():
-			return nil
+			return stopped()
 		case <-time.After(backoff):
 		}
 	}
 
+	if err := r.WaitForOutbox(ctx, cfg.MaxErrorBackoff); err != nil {
+		return stopped() // it only fails when ctx ends
+	}
 	wg.Add(1)
 	go func() { defer wg.Done(); r.WatchBacklog(ctx, cfg.BacklogInterval) }()
 	log.Info("relaying", "topic", cfg.Topic, "batch_size", cfg.BatchSize)
 	polling := relay.DefaultPolling
 	polling.MaxPoll, polling.StandbyPoll, polling.MaxErrorBackoff = cfg.MaxPollInterval, cfg.StandbyPoll, cfg.MaxErrorBackoff
-	err = r.Run(ctx, polling)
-	cancel()
-	return err
+	if err := r.Run(ctx, polling); err != nil {
+		return errors.Join(err, stopped())
+	}
+	log.Info("stopped")
+	return stopped()
 }

@@ -39,8 +39,11 @@ type Config struct {
 	Topic          string
 	BatchSize      int
 	ProduceTimeout time.Duration // how long a batch may wait for acks before it is abandoned (not deleted)
-	Log            *slog.Logger
-	Metrics        *Metrics
+	// ShutdownGrace is how long Run lets the batch in progress finish once its context ends
+	// (default: ProduceTimeout plus one second).
+	ShutdownGrace time.Duration
+	Log           *slog.Logger
+	Metrics       *Metrics
 }
 
 // Relay moves outbox rows to Kafka.
@@ -56,10 +59,22 @@ func New(cfg Config) *Relay {
 	if cfg.ProduceTimeout <= 0 {
 		cfg.ProduceTimeout = 10 * time.Second
 	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = cfg.ProduceTimeout + time.Second
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics()
 	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
 	return &Relay{cfg}
+}
+
+// producer is the part of *kgo.Client a batch needs (a fake in unit tests).
+type producer interface {
+	Produce(ctx context.Context, r *kgo.Record, promise func(*kgo.Record, error))
+	BufferedProduceRecords() int64
 }
 
 const claimSQL = `
@@ -79,12 +94,14 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	}
 	tx, err := r.Pool.Begin(ctx)
 	if err != nil {
+		r.Metrics.Leader.Set(0) // whatever lock this relay had ended with its transaction
 		return 0, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit this is a no-op
 
 	var leader bool
 	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", LeaderLockKey).Scan(&leader); err != nil {
+		r.Metrics.Leader.Set(0)
 		return 0, fmt.Errorf("leader lock: %w", err)
 	}
 	r.Metrics.Leader.Set(b2f(leader))
@@ -102,7 +119,8 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	if len(ids) == 0 {
 		return 0, tx.Commit(ctx)
 	}
-	if err := r.publish(ctx, records, recorded); err != nil {
+	if err := publish(ctx, r.Client, r.ProduceTimeout, records, recorded, r.Metrics); err != nil {
+		r.Metrics.PublishErrors.Inc()
 		return 0, err
 	}
 	tag, err := tx.Exec(ctx, "DELETE FROM outbox WHERE id = ANY($1)", ids)
@@ -156,16 +174,21 @@ func (r *Relay) collect(rows pgx.Rows) ([]int64, []*kgo.Record, []time.Time, err
 }
 
 // publish sends the batch in outbox order and waits for every ack. The idempotent producer keeps
-// per-partition order across its internal retries; a batch with any failed record fails as a whole.
-func (r *Relay) publish(ctx context.Context, records []*kgo.Record, recorded []time.Time) error {
-	ctx, cancel := context.WithTimeout(ctx, r.ProduceTimeout)
+// per-partition order across its internal retries, and when it gives up on a record it fails every
+// record buffered behind it in that partition, so what reaches a partition is always a prefix of what
+// was sent there. A batch with any failed or unacknowledged record fails as a whole.
+func publish(ctx context.Context, p producer, timeout time.Duration, records []*kgo.Record, recorded []time.Time, m *Metrics) error {
+	// The deadline also reaches the records themselves: those not yet written to a broker when it
+	// passes are failed by the client instead of being sent later (a paused leader cannot get them
+	// out after a standby took over; see docs/relay.md, "One publisher at a time").
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	results := make(chan error, len(records))
+	results := make(chan error, len(records)) // buffered: late promises never block the client
 	for i, rec := range records {
 		recordedAt := recorded[i]
-		r.Client.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+		p.Produce(ctx, rec, func(_ *kgo.Record, err error) {
 			if err == nil {
-				r.Metrics.CommitToAck.Observe(time.Since(recordedAt).Seconds())
+				m.CommitToAck.Observe(time.Since(recordedAt).Seconds())
 			}
 			results <- err
 		})
@@ -180,12 +203,10 @@ func (r *Relay) publish(ctx context.Context, records []*kgo.Record, recorded []t
 		case <-ctx.Done():
 			// The client may still hold records it already sent (an idempotent producer cannot drop
 			// them safely); RunOnce refuses new batches until they are gone.
-			r.Metrics.PublishErrors.Inc()
-			return fmt.Errorf("publish %d events: no ack within %s: %w", len(records), r.ProduceTimeout, ctx.Err())
+			return fmt.Errorf("publish %d events: wait for acks (at most %s): %w", len(records), timeout, ctx.Err())
 		}
 	}
 	if first != nil {
-		r.Metrics.PublishErrors.Inc()
 		return fmt.Errorf("publish %d events: %w", len(records), first)
 	}
 	return nil

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -42,12 +43,26 @@ func (p Polling) next(prev time.Duration, n, batch int, err error) time.Duration
 
 // Run publishes until ctx ends. It never gives up: Kafka or Postgres being away only makes it wait
 // (with backoff) and log. It returns nil when ctx ends.
+//
+// A batch that has begun when ctx ends is finished rather than abandoned, so that a rolling restart
+// sends no duplicates; it still gets at most ShutdownGrace, after which it is abandoned (its rows stay
+// in the outbox for the next leader).
 func (r *Relay) Run(ctx context.Context, p Polling) error {
+	batchCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
+	defer abandon()
+	stopGrace := context.AfterFunc(ctx, func() { time.AfterFunc(r.ShutdownGrace, abandon) })
+	defer stopGrace()
+	defer r.Metrics.Leader.Set(0)
+
 	var wait time.Duration
 	var lastErr string
-	for {
-		n, err := r.RunOnce(ctx)
-		if ctx.Err() != nil {
+	for ctx.Err() == nil {
+		n, err := r.RunOnce(batchCtx)
+		if err != nil && ctx.Err() != nil {
+			if errors.Is(err, ErrNotLeader) {
+				return nil
+			}
+			r.Log.Warn("batch abandoned at shutdown; its rows stay in the outbox", "error", err.Error())
 			return nil
 		}
 		if err != nil && !errors.Is(err, ErrNotLeader) {
@@ -65,23 +80,63 @@ func (r *Relay) Run(ctx context.Context, p Polling) error {
 		}
 		select {
 		case <-ctx.Done():
-			return nil
 		case <-time.After(wait):
 		}
 	}
+	return nil
 }
 
-// WatchBacklog refreshes the backlog gauges every interval until ctx ends.
+// WaitForOutbox returns once the outbox table exists (nil) or when ctx ends (its error). The command
+// service owns the migrations; the relay only waits for them, so the services may start in any order.
+// It retries with backoff up to maxBackoff and logs while it waits.
+func (r *Relay) WaitForOutbox(ctx context.Context, maxBackoff time.Duration) error {
+	backoff := 50 * time.Millisecond
+	for retrying := false; ; retrying = true {
+		var exists bool
+		err := r.Pool.QueryRow(ctx, "SELECT to_regclass('outbox') IS NOT NULL").Scan(&exists)
+		if err == nil && exists {
+			if retrying {
+				r.Log.Info("the outbox table exists; starting")
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("wait for the outbox table: %w", ctx.Err())
+		}
+		switch {
+		case err != nil:
+			r.Log.Warn("waiting for Postgres", "error", err.Error(), "retry_in", backoff.String())
+		case !retrying || backoff == maxBackoff:
+			// Said once at first, then at every retry once the backoff is at its cap.
+			r.Log.Warn("waiting for the outbox table (the command service applies the migrations)", "retry_in", backoff.String())
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the outbox table: %w", ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// WatchBacklog refreshes the backlog gauges every interval until ctx ends. Both come from one query
+// over the outbox, which holds only unpublished rows (small unless the relay is behind).
 func (r *Relay) WatchBacklog(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var failing bool
 	for {
 		var n int64
 		var age float64
 		err := r.Pool.QueryRow(ctx, `SELECT count(*), COALESCE(EXTRACT(EPOCH FROM clock_timestamp() - min(created_at)), 0)::float8 FROM outbox`).Scan(&n, &age)
-		if err == nil {
+		switch {
+		case err == nil:
 			r.Metrics.Backlog.Set(float64(n))
 			r.Metrics.OldestAge.Set(age)
+			failing = false
+		case ctx.Err() == nil && !failing: // the publish loop reports outages; say it here only once
+			r.Log.Warn("refresh backlog gauges", "error", err.Error())
+			failing = true
 		}
 		select {
 		case <-ctx.Done():
