@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orders-oss/orders/internal/eventstore"
+	"github.com/orders-oss/orders/internal/projection"
 	"github.com/orders-oss/orders/internal/testenv"
 	"github.com/orders-oss/orders/pkg/api"
 	commandapi "github.com/orders-oss/orders/services/command/httpapi"
@@ -90,12 +91,12 @@ func TestCommandToSearch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	consumer, err := kgo.NewClient(projector.ConsumerOptions(brokers, topic, testenv.Name(t))...)
+	consumer, err := kgo.NewClient(projection.ConsumerOptions(brokers, topic, testenv.Name(t))...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer consumer.Close()
-	loop := &projector.Loop{Client: consumer, Index: ix, Parking: parking, Topic: topic, Log: quiet, Metrics: projector.NewMetrics()}
+	loop := &projection.Loop{Client: consumer, Handler: projector.Handler{Index: ix}, Parking: parking, Topic: topic, Log: quiet, Metrics: projection.NewMetrics()}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = loop.Run(ctx) }()
 	defer func() { cancel(); <-done }()

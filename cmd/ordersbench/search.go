@@ -21,6 +21,7 @@ import (
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/loadgen"
 	"github.com/orders-oss/orders/internal/order"
+	"github.com/orders-oss/orders/internal/projection"
 	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/pkg/events"
 	"github.com/orders-oss/orders/services/command/httpapi"
@@ -106,12 +107,12 @@ func benchSearch(ctx context.Context, cfg searchConfig, stdout io.Writer) error 
 		if err != nil {
 			return err
 		}
-		consumer, err := kgo.NewClient(projector.ConsumerOptions(cfg.Brokers, topic, prefix)...)
+		consumer, err := kgo.NewClient(projection.ConsumerOptions(cfg.Brokers, topic, prefix)...)
 		if err != nil {
 			return err
 		}
-		m := projector.NewMetrics()
-		loop := &projector.Loop{Client: consumer, Index: ix, Parking: parking, Topic: topic, Group: prefix,
+		m := projection.NewMetrics()
+		loop := &projection.Loop{Client: consumer, Handler: projector.Handler{Index: ix}, Parking: parking, Topic: topic, Group: prefix,
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m}
 		start := time.Now()
 		for counted(m) < float64(len(recs)) {
@@ -177,7 +178,7 @@ relay and the projector running): %s
 	return writeSection(cfg.Out, "search", section)
 }
 
-func counted(m *projector.Metrics) float64 {
+func counted(m *projection.Metrics) float64 {
 	fams, err := m.Registry.Gather()
 	if err != nil {
 		return 0
@@ -229,14 +230,14 @@ func searchFreshness(ctx context.Context, cfg searchConfig, osc *opensearch.Clie
 		return "", err
 	}
 	// Start the consumer at the topic's end: the drain rounds' records are not part of this.
-	consumer, err := kgo.NewClient(append(projector.ConsumerOptions(cfg.Brokers, topic, prefix),
+	consumer, err := kgo.NewClient(append(projection.ConsumerOptions(cfg.Brokers, topic, prefix),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))...)
 	if err != nil {
 		return "", err
 	}
 	defer consumer.Close()
-	m := projector.NewMetrics()
-	loop := &projector.Loop{Client: consumer, Index: ix, Parking: parking, Topic: topic, Group: prefix, Log: quiet, Metrics: m}
+	m := projection.NewMetrics()
+	loop := &projection.Loop{Client: consumer, Handler: projector.Handler{Index: ix}, Parking: parking, Topic: topic, Group: prefix, Log: quiet, Metrics: m}
 	r := relay.New(relay.Config{Pool: pool, Client: producer, Topic: topic, Log: quiet})
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()

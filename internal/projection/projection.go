@@ -1,6 +1,6 @@
 // Package projection is the runtime every read-model projector shares: it consumes the relay's
 // event records from Kafka and hands them, decoded, to a projector's Handler. This file holds the
-// contract between the runtime and a handler; the consume loop is not written yet.
+// contract between the runtime and a handler; loop.go is the consume loop.
 package projection
 
 import (
@@ -14,6 +14,7 @@ import (
 type Event struct {
 	Envelope  events.Envelope
 	Payload   events.Payload
+	Topic     string
 	Partition int32
 	Offset    int64
 }
@@ -24,12 +25,25 @@ type Result struct {
 	Applied int
 	// Duplicates counts events at or below the order's applied version (redeliveries).
 	Duplicates int
+	// Failed maps an order id to why its events were not applied (a gap, a refusal by the store); the
+	// runtime parks those orders. Other orders of the batch are unaffected.
+	Failed map[string]error
+}
+
+// Position is the next offset to read on a topic partition.
+type Position struct {
+	Topic     string
+	Partition int32
+	Next      int64
 }
 
 // Handler is implemented by a projector. Apply must be idempotent by (order id, version): the
-// runtime delivers at least once, so a redelivered event must change nothing.
+// runtime delivers at least once, so a redelivered event must change nothing. ends are the positions
+// after the batch on each partition it was read from (nil for a replay of parked events); a handler
+// with transactions records them with its write. An error fails the whole batch (it is read again);
+// an order that cannot be applied goes into Result.Failed instead.
 type Handler interface {
-	Apply(ctx context.Context, batch []Event) (Result, error)
+	Apply(ctx context.Context, batch []Event, ends []Position) (Result, error)
 }
 
 // Step is what a handler should do with an event given the order's applied version.

@@ -26,6 +26,7 @@ import (
 	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/httpserver"
 	"github.com/orders-oss/orders/internal/problem"
+	"github.com/orders-oss/orders/internal/projection"
 	"github.com/orders-oss/orders/services/projector-search/projector"
 	"github.com/orders-oss/orders/services/projector-search/searchindex"
 )
@@ -81,16 +82,16 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	client, err := kgo.NewClient(projector.ConsumerOptions(cfg.Brokers, cfg.Topic, cfg.Group)...)
+	client, err := kgo.NewClient(projection.ConsumerOptions(cfg.Brokers, cfg.Topic, cfg.Group)...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer client.Close()
-	if err := projector.CheckOffsets(ctx, kadm.NewClient(client), cfg.Topic, cfg.Group); err != nil {
+	if err := projection.CheckOffsets(ctx, kadm.NewClient(client), cfg.Topic, cfg.Group); err != nil {
 		return err
 	}
-	metrics := projector.NewMetrics()
-	loop := &projector.Loop{Client: client, Index: ix, Parking: parking, Topic: cfg.Topic, Group: cfg.Group, Log: log, Metrics: metrics}
+	metrics := projection.NewMetrics()
+	loop := &projection.Loop{Client: client, Handler: projector.Handler{Index: ix}, Parking: parking, Topic: cfg.Topic, Group: cfg.Group, Log: log, Metrics: metrics}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -116,7 +117,7 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	e.POST("/parked/:order/replay", func(c echo.Context) error {
 		n, err := loop.Replay(c.Request().Context(), c.Param("order"))
 		switch {
-		case errors.Is(err, projector.ErrNothingParked):
+		case errors.Is(err, projection.ErrNothingParked):
 			return problem.New(http.StatusNotFound, "not_parked", err.Error())
 		case err != nil:
 			return problem.New(http.StatusConflict, "replay_failed", err.Error())
@@ -135,7 +136,7 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		projector.WatchLag(ctx, kadm.NewClient(client), cfg.Topic, cfg.Group, metrics, 5*time.Second)
+		projection.WatchLag(ctx, kadm.NewClient(client), cfg.Topic, cfg.Group, metrics, 5*time.Second)
 	}()
 	log.Info("projecting", "topic", cfg.Topic, "group", cfg.Group, "alias", cfg.Alias, "parked_orders", parking.Count())
 	err = loop.Run(ctx)

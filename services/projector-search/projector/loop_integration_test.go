@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orders-oss/orders/internal/order"
+	"github.com/orders-oss/orders/internal/projection"
 	"github.com/orders-oss/orders/internal/testenv"
 	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/pkg/events"
@@ -34,7 +35,7 @@ type loopEnv struct {
 	parking *projector.Parking
 	search  *opensearch.Client
 	parked  string // the parking index
-	metrics *projector.Metrics
+	metrics *projection.Metrics
 }
 
 func newLoopEnv(t *testing.T) *loopEnv {
@@ -51,18 +52,18 @@ func newLoopEnv(t *testing.T) *loopEnv {
 		t.Fatal(err)
 	}
 	return &loopEnv{t: t, topic: testenv.Topic(t, 3), group: testenv.Name(t), brokers: testenv.KafkaBrokers(t), ix: ix,
-		parking: parking, search: search, parked: prefix + "-orders-parked", metrics: projector.NewMetrics()}
+		parking: parking, search: search, parked: prefix + "-orders-parked", metrics: projection.NewMetrics()}
 }
 
 // loop returns a loop with a client of its own, closed when the test ends.
-func (e *loopEnv) loop() (*projector.Loop, *kgo.Client) {
+func (e *loopEnv) loop() (*projection.Loop, *kgo.Client) {
 	e.t.Helper()
-	cl, err := kgo.NewClient(projector.ConsumerOptions(e.brokers, e.topic, e.group)...)
+	cl, err := kgo.NewClient(projection.ConsumerOptions(e.brokers, e.topic, e.group)...)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(cl.Close)
-	return &projector.Loop{Client: cl, Index: e.ix, Parking: e.parking, Topic: e.topic, Group: e.group,
+	return &projection.Loop{Client: cl, Handler: projector.Handler{Index: e.ix}, Parking: e.parking, Topic: e.topic, Group: e.group,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: e.metrics}, cl
 }
 
@@ -88,7 +89,7 @@ func record(t *testing.T, env events.Envelope) *kgo.Record {
 }
 
 // runUntil calls RunOnce until cond holds, failing after 30 s.
-func runUntil(t *testing.T, l *projector.Loop, cond func() bool) {
+func runUntil(t *testing.T, l *projection.Loop, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
@@ -154,7 +155,7 @@ func TestLoopProjectsParksAndIgnoresRedelivery(t *testing.T) {
 	}
 	// The lag gauge sees the rewound group 7 records behind.
 	lctx, lcancel := context.WithTimeout(ctx, 3*time.Second)
-	projector.WatchLag(lctx, adm, e.topic, e.group, e.metrics, time.Hour) // one refresh, then waits for lctx
+	projection.WatchLag(lctx, adm, e.topic, e.group, e.metrics, time.Hour) // one refresh, then waits for lctx
 	lcancel()
 	if lag := gaugeSum(t, e.metrics, "projector_lag_records"); lag != 7 {
 		t.Errorf("lag after rewinding = %v, want 7 (every record)", lag)
@@ -184,7 +185,7 @@ func (e *loopEnv) parkedCount() int {
 	return c.Count
 }
 
-func counter(t *testing.T, m *projector.Metrics, name string) float64 {
+func counter(t *testing.T, m *projection.Metrics, name string) float64 {
 	t.Helper()
 	fams, err := m.Registry.Gather()
 	if err != nil {
@@ -199,7 +200,7 @@ func counter(t *testing.T, m *projector.Metrics, name string) float64 {
 	return 0
 }
 
-func gaugeSum(t *testing.T, m *projector.Metrics, name string) float64 {
+func gaugeSum(t *testing.T, m *projection.Metrics, name string) float64 {
 	t.Helper()
 	fams, err := m.Registry.Gather()
 	if err != nil {
@@ -244,7 +245,7 @@ func TestOffsetBelowLogStartStops(t *testing.T) {
 	if _, err := adm.CommitOffsets(ctx, e.group, committed); err != nil {
 		t.Fatal(err)
 	}
-	if err := projector.CheckOffsets(ctx, adm, e.topic, e.group); err != nil {
+	if err := projection.CheckOffsets(ctx, adm, e.topic, e.group); err != nil {
 		t.Fatalf("CheckOffsets before any deletion = %v, want nil", err)
 	}
 	var del kadm.Offsets
@@ -252,7 +253,7 @@ func TestOffsetBelowLogStartStops(t *testing.T) {
 	if _, err := adm.DeleteRecords(ctx, del); err != nil {
 		t.Fatal(err)
 	}
-	if err := projector.CheckOffsets(ctx, adm, e.topic, e.group); !errors.Is(err, projector.ErrOffsetBelowLogStart) {
+	if err := projection.CheckOffsets(ctx, adm, e.topic, e.group); !errors.Is(err, projection.ErrOffsetBelowLogStart) {
 		t.Fatalf("CheckOffsets after deleting records past the commit = %v, want ErrOffsetBelowLogStart", err)
 	}
 }
@@ -289,7 +290,7 @@ func TestReplayUnparksAfterTheMissingEventArrives(t *testing.T) {
 		docs, err := e.ix.Get(ctx, []string{x})
 		return err == nil && docs[x].Version == 3 && docs[x].Status == "shipped"
 	})
-	if _, err := l.Replay(ctx, x); !errors.Is(err, projector.ErrNothingParked) {
+	if _, err := l.Replay(ctx, x); !errors.Is(err, projection.ErrNothingParked) {
 		t.Errorf("Replay of an unparked order = %v, want ErrNothingParked", err)
 	}
 }

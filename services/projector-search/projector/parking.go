@@ -14,6 +14,8 @@ import (
 	"github.com/opensearch-project/opensearch-go/v2"
 	"github.com/opensearch-project/opensearch-go/v2/opensearchapi"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orders-oss/orders/internal/projection"
 )
 
 // Parking keeps the events of orders the projector could not apply (an undecodable event, a gap, an
@@ -29,15 +31,7 @@ type Parking struct {
 }
 
 // ParkedEvent is one parked record.
-type ParkedEvent struct {
-	OrderID   string    `json:"order_id"`
-	Topic     string    `json:"topic"`
-	Partition int32     `json:"partition"`
-	Offset    int64     `json:"offset"`
-	Error     string    `json:"error"`
-	Value     string    `json:"value"`
-	ParkedAt  time.Time `json:"parked_at"`
-}
+type ParkedEvent = projection.ParkedEvent
 
 // NewParking opens (creating when missing) the parked-events index and loads the parked orders.
 func NewParking(ctx context.Context, client *opensearch.Client, index string) (*Parking, error) {
@@ -99,7 +93,7 @@ func (p *Parking) Count() int {
 // Park records r for order (why may be nil for an event that only waits behind an earlier one). The
 // document id is topic/partition/offset, so parking a redelivered record again changes nothing.
 func (p *Parking) Park(ctx context.Context, order string, r *kgo.Record, why error) error {
-	msg := "waits behind an earlier parked event of the same order"
+	msg := projection.WaitMessage
 	if why != nil {
 		msg = why.Error()
 	}
@@ -160,8 +154,8 @@ func (p *Parking) Parked(ctx context.Context, order string) ([]ParkedEvent, []st
 	return evs, ids, nil
 }
 
-// unpark deletes the order's parked records and lets its events flow again.
-func (p *Parking) unpark(ctx context.Context, order string, ids []string) error {
+// Unpark deletes the order's parked records and lets its events flow again.
+func (p *Parking) Unpark(ctx context.Context, order string, ids []string) error {
 	var body bytes.Buffer
 	for _, id := range ids {
 		fmt.Fprintf(&body, `{"delete":{"_index":%q,"_id":%q}}`+"\n", p.index, id)

@@ -11,22 +11,25 @@ import (
 	"fmt"
 
 	"github.com/orders-oss/orders/internal/order"
+	"github.com/orders-oss/orders/internal/projection"
 	"github.com/orders-oss/orders/pkg/api"
-	"github.com/orders-oss/orders/pkg/events"
 	"github.com/orders-oss/orders/services/projector-search/searchindex"
 )
 
 // Event is one decoded event of the stream.
-type Event struct {
-	Envelope events.Envelope
-	Payload  events.Payload
-}
+type Event = projection.Event
 
-// Result says what a batch did.
-type Result struct {
-	Applied    int              // events folded into a document written at a newer version
-	Duplicates int              // events the index already held (skipped by version, or a refused write)
-	Failed     map[string]error // order id -> why its events were not applied (gap, index refusal)
+// Result says what a batch did: events folded into a document written at a newer version, events the
+// index already held (skipped by version, or a refused write), and the orders that failed.
+type Result = projection.Result
+
+// Handler is the search projector's projection.Handler.
+type Handler struct{ Index *searchindex.Index }
+
+// Apply folds the batch into the index (ends are not needed: the consumer group's offsets are the
+// index's position).
+func (h Handler) Apply(ctx context.Context, batch []Event, _ []projection.Position) (Result, error) {
+	return Apply(ctx, h.Index, batch)
 }
 
 // Apply folds the batch into the index. Orders are independent: one order's failure does not stop the

@@ -1,4 +1,4 @@
-package projector
+package projection
 
 import (
 	"cmp"
@@ -17,52 +17,72 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orders-oss/orders/pkg/events"
-	"github.com/orders-oss/orders/services/projector-search/searchindex"
 )
 
 // ErrOffsetBelowLogStart: the group's committed position was deleted from the topic; continuing would
 // silently skip events, so the projector stops.
 var ErrOffsetBelowLogStart = errors.New("committed offset is below the topic's log start offset")
 
-// Metrics of the loop, on its own registry.
-type Metrics struct {
-	Registry   *prometheus.Registry
-	Applied    prometheus.Counter
-	Duplicates prometheus.Counter
-	Parked     prometheus.Counter
-	Freshness  prometheus.Histogram
-	Lag        *prometheus.GaugeVec
+// ErrNothingParked: the order has no parked events.
+var ErrNothingParked = errors.New("the order has no parked events")
+
+// ParkedEvent is one record a projector set aside, as an operator sees it.
+type ParkedEvent struct {
+	OrderID   string    `json:"order_id"`
+	Topic     string    `json:"topic"`
+	Partition int32     `json:"partition"`
+	Offset    int64     `json:"offset"`
+	Error     string    `json:"error"`
+	Value     string    `json:"value"`
+	ParkedAt  time.Time `json:"parked_at"`
 }
 
-// NewMetrics registers the projector's metrics.
+// Parking keeps the records of orders a projector could not apply (undecodable, a gap, refused by the
+// store), where an operator can see and replay them. Once an order is parked its later records are
+// parked behind it, in order; every other order keeps flowing. Parking a record twice (a redelivery)
+// must change nothing.
+type Parking interface {
+	IsParked(order string) bool
+	// Park records r for order; why is nil for a record that only waits behind an earlier one.
+	Park(ctx context.Context, order string, r *kgo.Record, why error) error
+	// Parked returns the order's parked records, oldest first, with ids Unpark takes.
+	Parked(ctx context.Context, order string) ([]ParkedEvent, []string, error)
+	Unpark(ctx context.Context, order string, ids []string) error
+	// Count is the number of parked orders.
+	Count() int
+}
+
+// WaitMessage is the error text of a record parked only because its order was parked before it.
+const WaitMessage = "waits behind an earlier parked event of the same order"
+
+// Metrics of a projector, on its own registry.
+type Metrics struct {
+	Registry     *prometheus.Registry
+	Applied      prometheus.Counter
+	Duplicates   prometheus.Counter
+	Parked       prometheus.Counter
+	ParkedOrders prometheus.Gauge
+	Freshness    prometheus.Histogram
+	Lag          *prometheus.GaugeVec
+}
+
+// NewMetrics registers a projector's metrics.
 func NewMetrics() *Metrics {
 	m := &Metrics{
 		Registry:   prometheus.NewRegistry(),
 		Applied:    prometheus.NewCounter(prometheus.CounterOpts{Name: "projector_events_applied_total", Help: "Events folded into the read model."}),
 		Duplicates: prometheus.NewCounter(prometheus.CounterOpts{Name: "projector_duplicates_skipped_total", Help: "Events at or below the version already applied."}),
-		Parked:     prometheus.NewCounter(prometheus.CounterOpts{Name: "projector_events_parked_total", Help: "Events set aside because their order failed (see the parked index)."}),
+		Parked:     prometheus.NewCounter(prometheus.CounterOpts{Name: "projector_events_parked_total", Help: "Events set aside because their order failed (see the parked events)."}),
+		ParkedOrders: prometheus.NewGauge(prometheus.GaugeOpts{Name: "projector_parked_orders",
+			Help: "Orders whose events wait in the parking for an operator."}),
 		Freshness: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "projector_freshness_seconds",
 			Help:    "Time from an event's commit in the event store to its write in the read model.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}),
 		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "projector_lag_records",
 			Help: "Records of the partition not yet committed by the group (end offset minus committed offset)."}, []string{"partition"}),
 	}
-	m.Registry.MustRegister(m.Applied, m.Duplicates, m.Parked, m.Freshness, m.Lag)
+	m.Registry.MustRegister(m.Applied, m.Duplicates, m.Parked, m.ParkedOrders, m.Freshness, m.Lag)
 	return m
-}
-
-// Loop consumes the events topic in a consumer group and folds each batch into the index. Offsets are
-// committed by hand, only after the batch's documents were written.
-type Loop struct {
-	mu sync.Mutex // a batch and a replay never run at once
-
-	Client  *kgo.Client // consumer group client: DisableAutoCommit, BlockRebalanceOnPoll
-	Index   *searchindex.Index
-	Parking *Parking
-	Topic   string
-	Group   string
-	Log     *slog.Logger
-	Metrics *Metrics
 }
 
 // ConsumerOptions are the kgo options a Loop's client needs.
@@ -100,16 +120,54 @@ func CheckOffsets(ctx context.Context, adm *kadm.Client, topic, group string) er
 	return bad
 }
 
+// Loop consumes the events topic in a consumer group and hands each batch to a Handler. Offsets are
+// committed by hand, only after the handler's write succeeded; the client blocks rebalances between
+// a poll and its commit, so a member never commits for a partition it lost.
+type Loop struct {
+	mu sync.Mutex // a batch and a replay never run at once
+
+	Client  *kgo.Client // consumer group client made with ConsumerOptions
+	Handler Handler
+	Parking Parking
+	Topic   string
+	Group   string
+	Log     *slog.Logger
+	Metrics *Metrics
+	// MaxRecords is the most records one batch takes (default 5000).
+	MaxRecords int
+	// BatchTimeout bounds one batch's write, also at shutdown: a batch that has begun is finished
+	// rather than abandoned (default 30 s).
+	BatchTimeout time.Duration
+}
+
+// Decode turns a record into an event. The record key must be the envelope's order id.
+func Decode(r *kgo.Record) (Event, error) {
+	var env events.Envelope
+	if err := json.Unmarshal(r.Value, &env); err != nil {
+		return Event{}, fmt.Errorf("undecodable envelope: %w", err)
+	}
+	p, err := events.DecodeEnvelope(env)
+	if err != nil {
+		return Event{}, err
+	}
+	if string(r.Key) != env.OrderID {
+		return Event{}, fmt.Errorf("record key %q is not the envelope's order id %q", r.Key, env.OrderID)
+	}
+	return Event{Envelope: env, Payload: p, Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}, nil
+}
+
 // RunOnce polls one batch, applies it, parks what fails, and commits. An error means nothing of the
 // batch was committed (it will be read again).
 func (l *Loop) RunOnce(ctx context.Context) error {
 	defer l.Client.AllowRebalance()
-	fs := l.Client.PollRecords(ctx, 5000)
+	max := l.MaxRecords
+	if max <= 0 {
+		max = 5000
+	}
+	fs := l.Client.PollRecords(ctx, max)
 	if err := ctx.Err(); err != nil {
 		return nil
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var fetchErr error
 	fs.EachError(func(t string, p int32, err error) {
 		fetchErr = errors.Join(fetchErr, fmt.Errorf("fetch %s/%d: %w", t, p, err))
@@ -121,19 +179,29 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	if len(records) == 0 {
 		return nil
 	}
+	// The batch is finished even when ctx ends meanwhile (graceful shutdown), within BatchTimeout.
+	timeout := l.BatchTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.apply(bctx, records); err != nil {
+		return err
+	}
+	if err := l.Client.CommitRecords(bctx, records...); err != nil {
+		return fmt.Errorf("commit offsets: %w", err)
+	}
+	return nil
+}
+
+func (l *Loop) apply(ctx context.Context, records []*kgo.Record) error {
 	var batch []Event
-	from := map[string]*kgo.Record{} // order id -> its first record in the batch, for parking
 	for _, r := range records {
-		var env events.Envelope
-		err := json.Unmarshal(r.Value, &env)
-		var p events.Payload
-		if err == nil {
-			p, err = events.DecodeEnvelope(env)
-		}
 		order := string(r.Key)
-		if err == nil && env.OrderID != order {
-			err = fmt.Errorf("record key %q is not the envelope's order id %q", order, env.OrderID)
-		}
+		e, err := Decode(r)
 		if err != nil || l.Parking.IsParked(order) {
 			if err := l.Parking.Park(ctx, order, r, err); err != nil {
 				return err
@@ -141,17 +209,14 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 			l.Metrics.Parked.Inc()
 			continue
 		}
-		batch = append(batch, Event{Envelope: env, Payload: p})
-		if from[order] == nil {
-			from[order] = r
-		}
+		batch = append(batch, e)
 	}
-	res, err := Apply(ctx, l.Index, batch)
+	res, err := l.Handler.Apply(ctx, batch, Ends(records))
 	if err != nil {
 		return err
 	}
 	for order, why := range res.Failed {
-		// Park every event of the failed order in this batch, in order; later ones wait behind them.
+		// Park every record of the failed order in this batch, in order; later ones wait behind them.
 		for _, r := range records {
 			if string(r.Key) == order {
 				if err := l.Parking.Park(ctx, order, r, why); err != nil {
@@ -161,6 +226,7 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 			}
 		}
 	}
+	l.Metrics.ParkedOrders.Set(float64(l.Parking.Count()))
 	l.Metrics.Applied.Add(float64(res.Applied))
 	l.Metrics.Duplicates.Add(float64(res.Duplicates))
 	now := time.Now()
@@ -169,15 +235,32 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 			l.Metrics.Freshness.Observe(now.Sub(e.Envelope.RecordedAt).Seconds())
 		}
 	}
-	if err := l.Client.CommitRecords(ctx, records...); err != nil {
-		return fmt.Errorf("commit offsets: %w", err)
-	}
 	return nil
+}
+
+// Ends returns, per partition of records, the offset after the last one.
+func Ends(records []*kgo.Record) []Position {
+	var out []Position
+	idx := map[string]map[int32]int{}
+	for _, r := range records {
+		if idx[r.Topic] == nil {
+			idx[r.Topic] = map[int32]int{}
+		}
+		i, ok := idx[r.Topic][r.Partition]
+		if !ok {
+			idx[r.Topic][r.Partition] = len(out)
+			out = append(out, Position{Topic: r.Topic, Partition: r.Partition, Next: r.Offset + 1})
+			continue
+		}
+		out[i].Next = max(out[i].Next, r.Offset+1)
+	}
+	return out
 }
 
 // Run loops until ctx ends; errors are logged and retried with backoff, except a deleted committed
 // position, which stops the projector.
 func (l *Loop) Run(ctx context.Context) error {
+	l.Metrics.ParkedOrders.Set(float64(l.Parking.Count()))
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := l.RunOnce(ctx)
@@ -220,12 +303,9 @@ func WatchLag(ctx context.Context, adm *kadm.Client, topic, group string, m *Met
 	}
 }
 
-// ErrNothingParked: the order has no parked events.
-var ErrNothingParked = errors.New("the order has no parked events")
-
-// Replay applies an order's parked events again, in order (after a fix: a new version that decodes
-// them, or a corrected document), and unparks the order when all of them apply. It returns how many
-// events it replayed; on failure the order stays parked.
+// Replay applies an order's parked events again, in version order (after a fix: a new version that
+// decodes them, or a corrected read model), and unparks the order when all of them apply. It returns
+// how many events it replayed; on failure the order stays parked.
 func (l *Loop) Replay(ctx context.Context, order string) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -238,30 +318,26 @@ func (l *Loop) Replay(ctx context.Context, order string) (int, error) {
 	}
 	batch := make([]Event, 0, len(parked))
 	for _, p := range parked {
-		var env events.Envelope
-		err := json.Unmarshal([]byte(p.Value), &env)
-		var payload events.Payload
-		if err == nil {
-			payload, err = events.DecodeEnvelope(env)
-		}
+		e, err := Decode(&kgo.Record{Key: []byte(p.OrderID), Value: []byte(p.Value), Topic: p.Topic, Partition: p.Partition, Offset: p.Offset})
 		if err != nil {
 			return 0, fmt.Errorf("replay %s: partition %d offset %d still cannot be decoded: %w", order, p.Partition, p.Offset, err)
 		}
-		batch = append(batch, Event{Envelope: env, Payload: payload})
+		batch = append(batch, e)
 	}
 	// In version order: a missing event republished later (ordersctl events republish) was parked
 	// behind the gap it fills.
 	slices.SortStableFunc(batch, func(a, b Event) int { return cmp.Compare(a.Envelope.Version, b.Envelope.Version) })
-	res, err := Apply(ctx, l.Index, batch)
+	res, err := l.Handler.Apply(ctx, batch, nil)
 	if err != nil {
 		return 0, err
 	}
 	if why := res.Failed[order]; why != nil {
 		return 0, fmt.Errorf("replay %s: %w", order, why)
 	}
-	if err := l.Parking.unpark(ctx, order, ids); err != nil {
+	if err := l.Parking.Unpark(ctx, order, ids); err != nil {
 		return 0, err
 	}
+	l.Metrics.ParkedOrders.Set(float64(l.Parking.Count()))
 	l.Metrics.Applied.Add(float64(res.Applied))
 	l.Metrics.Duplicates.Add(float64(res.Duplicates))
 	return len(batch), nil
