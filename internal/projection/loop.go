@@ -138,6 +138,9 @@ type Loop struct {
 	// BatchTimeout bounds one batch's write, also at shutdown: a batch that has begun is finished
 	// rather than abandoned (default 30 s).
 	BatchTimeout time.Duration
+	// AfterWrite, when set, runs after a batch's read-model write and before its offset commit
+	// (a failpoint for the crash tests; nil in production).
+	AfterWrite func()
 }
 
 // Decode turns a record into an event. The record key must be the envelope's order id.
@@ -190,6 +193,9 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	defer l.mu.Unlock()
 	if err := l.apply(bctx, records); err != nil {
 		return err
+	}
+	if l.AfterWrite != nil {
+		l.AfterWrite()
 	}
 	if err := l.Client.CommitRecords(bctx, records...); err != nil {
 		return fmt.Errorf("commit offsets: %w", err)
