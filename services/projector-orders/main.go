@@ -49,6 +49,7 @@ type config struct {
 	HTTPAddr    string
 	BatchSize   int
 	Failpoint   string
+	Session     time.Duration
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -61,6 +62,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		HTTPAddr:    r.String("HTTP_ADDR", ":8083"),
 		BatchSize:   r.Int("PROJECTOR_BATCH_SIZE", 5000, 1, 100000),
 		Failpoint:   r.String("PROJECTOR_FAILPOINT", ""),
+		Session:     r.Duration("PROJECTOR_SESSION_TIMEOUT", 45*time.Second, 6*time.Second, 30*time.Minute),
 	}
 	r.Check(c.Failpoint == "" || c.Failpoint == "kill-after-write", "PROJECTOR_FAILPOINT", "must be empty or kill-after-write (for crash tests only)")
 	return c, r.Err()
@@ -85,7 +87,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	client, err := kgo.NewClient(projection.ConsumerOptions(cfg.Brokers, cfg.Topic, cfg.Group)...)
+	client, err := kgo.NewClient(append(projection.ConsumerOptions(cfg.Brokers, cfg.Topic, cfg.Group),
+		kgo.SessionTimeout(cfg.Session))...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
