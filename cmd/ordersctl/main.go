@@ -26,15 +26,17 @@ Usage:
   ordersctl projector status
       Each projector's consumer group and its lag per partition, and whether the topic still starts
       at offset 0 (a rebuild from a topic that lost records would be partial).
-  ordersctl projector replay search ORDER_ID
-      Replay an order's parked events in the running search projector after a fix (for example once
-      a missing event was republished); the order flows again when they all apply.
-  ordersctl verify search
-      Fold every order from the event store and compare it with the search index; print the orders
-      that are missing, extra, at another version or with other fields; exit 1 if any differs.
+  ordersctl projector replay orders|search ORDER_ID
+      Replay an order's parked events in the running projector after a fix (for example once a
+      missing event was republished); the order flows again when they all apply.
+  ordersctl verify orders|search
+      Fold every order from the event store and compare it with a read model (the orders tables or
+      the search index); print the orders that are missing, extra, at another version or with other
+      fields; exit 1 if any differs.
 
 Configuration (environment): DATABASE_URL, KAFKA_BROKERS, OPENSEARCH_URL, EVENTS_TOPIC (default
-orders.events), SEARCH_INDEX_ALIAS (default orders), PROJECTOR_SEARCH_URL (default http://127.0.0.1:8084).
+orders.events), SEARCH_INDEX_ALIAS (default orders), PROJECTOR_ORDERS_URL (default
+http://127.0.0.1:8083), PROJECTOR_SEARCH_URL (default http://127.0.0.1:8084).
 Run "ordersctl COMMAND --help" for a command's flags.
 `
 

@@ -21,8 +21,9 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{[]string{"events", "republish", "--bogus"}, true, "flag provided but not defined"},
 		{[]string{"events", "republish", "--help"}, false, "-from-position"},
 		{[]string{"projector", "status", "extra"}, true, "unexpected arguments"},
-		{[]string{"projector", "replay", "orders", "x"}, true, "usage: ordersctl projector replay search ORDER_ID"},
-		{[]string{"projector", "replay", "--help"}, false, "usage: ordersctl projector replay search ORDER_ID"},
+		{[]string{"projector", "replay", "books", "x"}, true, "usage: ordersctl projector replay orders|search ORDER_ID"},
+		{[]string{"projector", "replay", "--help"}, false, "usage: ordersctl projector replay orders|search ORDER_ID"},
+		{[]string{"verify", "books"}, true, "usage: ordersctl verify orders|search"},
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer

@@ -18,9 +18,9 @@ import (
 func replay(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ordersctl projector replay", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ordersctl projector replay search ORDER_ID\n\nReplays the order's parked events in the running search projector (PROJECTOR_SEARCH_URL, default http://127.0.0.1:8084).")
+		fmt.Fprintln(stderr, "usage: ordersctl projector replay orders|search ORDER_ID\n\nReplays the order's parked events in the running projector: orders at PROJECTOR_ORDERS_URL\n(default http://127.0.0.1:8083), search at PROJECTOR_SEARCH_URL (default http://127.0.0.1:8084).")
 	}
-	if len(args) != 2 || args[0] != "search" {
+	if len(args) != 2 || (args[0] != "search" && args[0] != "orders") {
 		if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
 			fs.Usage()
 			return nil
@@ -30,6 +30,9 @@ func replay(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	r := envconfig.New(getenv)
 	base := strings.TrimRight(r.String("PROJECTOR_SEARCH_URL", "http://127.0.0.1:8084"), "/")
+	if args[0] == "orders" {
+		base = strings.TrimRight(r.String("PROJECTOR_ORDERS_URL", "http://127.0.0.1:8083"), "/")
+	}
 	if err := r.Err(); err != nil {
 		return err
 	}
@@ -41,7 +44,7 @@ func replay(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("reach the search projector at %s: %w", base, err)
+		return fmt.Errorf("reach the %s projector at %s: %w", args[0], base, err)
 	}
 	defer res.Body.Close()
 	body, _ := io.ReadAll(res.Body)

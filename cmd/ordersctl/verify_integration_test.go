@@ -71,7 +71,7 @@ func TestVerifySearchFindsEveryDifference(t *testing.T) {
 	if err := run(ctx, []string{"verify", "search"}, getenv, &out, &out); err != nil {
 		t.Fatalf("verify of a correct index = %v\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), "verified 5 orders against the search index: 0 differences") {
+	if !strings.Contains(out.String(), "verified 5 orders against the search read model: 0 differences") {
 		t.Errorf("output = %q", out.String())
 	}
 

@@ -161,3 +161,20 @@ func Positions(ctx context.Context, q Querier, gen int) ([]Position, error) {
 
 // ErrNotFound: the read model holds no such order.
 var ErrNotFound = errors.New("order not found in the read model")
+
+// EachID calls fn with the id of every order of generation gen.
+func EachID(ctx context.Context, q Querier, gen int, fn func(id string)) error {
+	rows, err := q.Query(ctx, fmt.Sprintf("SELECT id::text FROM %s.orders", Schema(gen)))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		fn(id)
+	}
+	return rows.Err()
+}
