@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -26,6 +27,8 @@ func projectorStatus(ctx context.Context, args []string, getenv func(string) str
 	r := envconfig.New(getenv)
 	brokers := r.List("KAFKA_BROKERS", true)
 	topic := r.String("EVENTS_TOPIC", "orders.events")
+	dbURL, osURL := r.String("DATABASE_URL", ""), r.String("OPENSEARCH_URL", "")
+	alias := r.String("SEARCH_INDEX_ALIAS", "orders")
 	if err := r.Err(); err != nil {
 		return err
 	}
@@ -54,7 +57,7 @@ func projectorStatus(ctx context.Context, args []string, getenv func(string) str
 			topic, strings.Join(lost, ", "))
 	}
 
-	lags, err := adm.Lag(ctx, Projectors...)
+	lags, err := adm.Lag(ctx, slices.Clone(Projectors)...) // a copy: kadm may reorder what it is given
 	if err != nil {
 		return fmt.Errorf("group lag: %w", err)
 	}
@@ -81,5 +84,9 @@ func projectorStatus(ctx context.Context, args []string, getenv func(string) str
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\n", g, l.State, m.Partition, m.Commit.At, m.End.Offset, m.Lag)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	readModelStatus(ctx, dbURL, osURL, alias, stdout)
+	return nil
 }
