@@ -35,7 +35,7 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: ordersbench write|relay [flags]")
+		return fmt.Errorf("usage: ordersbench write|relay|search|orders [flags]")
 	}
 	// ORDERSBENCH_CPUPROFILE=file writes a CPU profile of the whole run (go tool pprof).
 	if path := getenv("ORDERSBENCH_CPUPROFILE"); path != "" {
@@ -81,8 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return fmt.Errorf("DATABASE_URL and KAFKA_BROKERS are required (eval \"$(make -s env)\")")
 		}
 		return benchRelay(ctx, cfg, stdout)
-	case "search":
-		fs := flag.NewFlagSet("search", flag.ContinueOnError)
+	case "search", "orders":
+		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 		cfg := searchConfig{}
 		fs.IntVar(&cfg.Events, "events", 100_000, "events to project (4 per order)")
 		fs.DurationVar(&cfg.Load, "load", 15*time.Second, "length of the steady-load freshness run")
@@ -96,9 +96,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if cfg.OpenSearchURL == "" || cfg.DatabaseURL == "" || len(cfg.Brokers) == 0 {
 			return fmt.Errorf("DATABASE_URL, KAFKA_BROKERS and OPENSEARCH_URL are required (eval \"$(make -s env)\")")
 		}
+		if args[0] == "orders" {
+			return benchOrders(ctx, cfg, stdout)
+		}
 		return benchSearch(ctx, cfg, stdout)
 	}
-	return fmt.Errorf("unknown benchmark %q (write, relay, search)", args[0])
+	return fmt.Errorf("unknown benchmark %q (write, relay, search, orders)", args[0])
 }
 
 // brokers splits KAFKA_BROKERS.

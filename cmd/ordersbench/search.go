@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/opensearch-project/opensearch-go/v2"
 	"github.com/opensearch-project/opensearch-go/v2/opensearchapi"
@@ -20,10 +19,7 @@ import (
 
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/loadgen"
-	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/internal/projection"
-	"github.com/orders-oss/orders/pkg/api"
-	"github.com/orders-oss/orders/pkg/events"
 	"github.com/orders-oss/orders/services/command/httpapi"
 	"github.com/orders-oss/orders/services/outbox-relay/relay"
 	"github.com/orders-oss/orders/services/projector-search/projector"
@@ -60,36 +56,9 @@ func benchSearch(ctx context.Context, cfg searchConfig, stdout io.Writer) error 
 	}
 	defer adm.DeleteTopics(context.WithoutCancel(ctx), topic) //nolint:errcheck // best effort
 
-	// The events: n/4 orders, each placed, given an item, paid and shipped.
-	var recs []*kgo.Record
-	var finals []api.Order
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	for o := 0; o < cfg.Events/4; o++ {
-		id := uuid.Must(uuid.NewV7()).String()
-		payloads := []events.Payload{
-			events.OrderPlaced{Customer: events.Customer{ID: fmt.Sprintf("cus_%d", o%1000), Name: "Ada Lovelace", Email: "ada@example.com"},
-				ShippingAddress: events.Address{Name: "Ada", Line1: "12 Analytical St", City: "London", PostalCode: "NW1 6XE", Country: "GB"},
-				Currency:        "EUR", Items: []events.LineItem{{SKU: "BK-001", Name: "Notes on the Engine", Quantity: 2, UnitPrice: 1999}}},
-			events.OrderItemAdded{Item: events.LineItem{SKU: "PN-7", Name: "Pen", Quantity: 1, UnitPrice: 250}},
-			events.PaymentConfirmed{Amount: 4248, Currency: "EUR", Reference: "pay"},
-			events.OrderShipped{Carrier: "DHL", TrackingNumber: fmt.Sprintf("JD%08d", o)},
-		}
-		var st order.State
-		for v, p := range payloads {
-			typ, sv, data, err := events.Encode(p)
-			if err != nil {
-				return err
-			}
-			env := events.Envelope{EventID: uuid.Must(uuid.NewV7()), OrderID: id, Version: int64(v + 1), Type: typ, SchemaVersion: sv,
-				OccurredAt: now, RecordedAt: now, Data: data, Metadata: events.Metadata{CorrelationID: "c", CausationID: "r", Actor: "bench"}}
-			rec, err := relay.Record(topic, env)
-			if err != nil {
-				return err
-			}
-			recs = append(recs, rec)
-			st = order.Evolve(st, env, p)
-		}
-		finals = append(finals, api.FromState(st))
+	recs, finals, err := benchEvents(topic, cfg.Events)
+	if err != nil {
+		return err
 	}
 	if err := client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return fmt.Errorf("produce: %w", err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -203,11 +204,31 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	return nil
 }
 
+// decodeAll decodes records on every core (decoding is most of a projector's own CPU time); results
+// keep the records' order.
+func decodeAll(records []*kgo.Record) ([]Event, []error) {
+	evs, errs := make([]Event, len(records)), make([]error, len(records))
+	workers := min(runtime.GOMAXPROCS(0), 1+len(records)/256)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(records); i += workers {
+				evs[i], errs[i] = Decode(records[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return evs, errs
+}
+
 func (l *Loop) apply(ctx context.Context, records []*kgo.Record) error {
 	var batch []Event
-	for _, r := range records {
+	decoded, errs := decodeAll(records)
+	for i, r := range records {
 		order := string(r.Key)
-		e, err := Decode(r)
+		e, err := decoded[i], errs[i]
 		if err != nil || l.Parking.IsParked(order) {
 			if err := l.Parking.Park(ctx, order, r, err); err != nil {
 				return err

@@ -39,7 +39,8 @@ func Current(ctx context.Context, q Querier, gen int, ids []string) (map[string]
 }
 
 const upsertSQL = `
-INSERT INTO %[1]s.orders AS o (id, version, status, customer_id, customer_name, customer_email, currency, total,
+WITH old AS (SELECT id, version FROM %[1]s.orders WHERE id = ANY($1::uuid[])),
+up AS (INSERT INTO %[1]s.orders AS o (id, version, status, customer_id, customer_name, customer_email, currency, total,
 	item_count, carrier, tracking_number, placed_at, updated_at, doc)
 SELECT id, version, status, cid, cname, cemail, cur, total, items, NULLIF(carrier, ''), NULLIF(tracking, ''),
 	placed, updated, doc::jsonb
@@ -53,7 +54,8 @@ ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version, status = EXCLUDED.sta
 	placed_at = EXCLUDED.placed_at, updated_at = EXCLUDED.updated_at, doc = EXCLUDED.doc,
 	projected_at = clock_timestamp()
 WHERE o.version < EXCLUDED.version
-RETURNING id::text`
+RETURNING id)
+SELECT up.id::text, COALESCE(old.version, 0) FROM up LEFT JOIN old USING (id)`
 
 const linesSQL = `
 INSERT INTO %[1]s.order_lines (order_id, line_no, sku, name, quantity, unit_price)
@@ -74,10 +76,10 @@ type Position struct {
 
 // Upsert writes orders (at most one per id) into generation gen, each only where the table holds an
 // older version or nothing, replaces the lines of the orders it wrote, and records positions; all in
-// tx. It returns the ids of the orders it wrote: an order missing from it was already held at its
-// version or a newer one (a redelivery).
-func Upsert(ctx context.Context, tx pgx.Tx, gen int, orders []api.Order, positions []Position) (map[string]bool, error) {
-	written := make(map[string]bool, len(orders))
+// tx. It returns the orders it wrote, each with the version the table held before (0 for a new
+// order): an order missing from it was already held at its version or a newer one (a redelivery).
+func Upsert(ctx context.Context, tx pgx.Tx, gen int, orders []api.Order, positions []Position) (map[string]int64, error) {
+	written := make(map[string]int64, len(orders))
 	schema := Schema(gen)
 	if len(orders) > 0 {
 		n := len(orders)
@@ -110,15 +112,24 @@ func Upsert(ctx context.Context, tx pgx.Tx, gen int, orders []api.Order, positio
 		if err != nil {
 			return nil, fmt.Errorf("upsert orders: %w", err)
 		}
-		got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		type prev struct {
+			ID      string
+			Version int64
+		}
+		got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (prev, error) {
+			var p prev
+			return p, r.Scan(&p.ID, &p.Version)
+		})
 		if err != nil {
 			return nil, fmt.Errorf("upsert orders: %w", err)
 		}
+		gotIDs := make([]string, len(got))
 		var lOrder, lSKU, lName []string
 		var lNo []int32
 		var lQty, lPrice []int64
-		for _, id := range got {
-			written[id] = true
+		for i, p := range got {
+			id := p.ID
+			written[id], gotIDs[i] = p.Version, id
 			for j, it := range byID[id].Items {
 				lOrder, lNo, lSKU, lName, lQty, lPrice = append(lOrder, id), append(lNo, int32(j+1)), append(lSKU, it.SKU),
 					append(lName, it.Name), append(lQty, it.Quantity), append(lPrice, it.UnitPrice)
@@ -126,7 +137,7 @@ func Upsert(ctx context.Context, tx pgx.Tx, gen int, orders []api.Order, positio
 		}
 		if len(got) > 0 {
 			b := &pgx.Batch{}
-			b.Queue(fmt.Sprintf("DELETE FROM %s.order_lines WHERE order_id = ANY($1::uuid[])", schema), got)
+			b.Queue(fmt.Sprintf("DELETE FROM %s.order_lines WHERE order_id = ANY($1::uuid[])", schema), gotIDs)
 			if len(lOrder) > 0 {
 				b.Queue(fmt.Sprintf(linesSQL, schema), lOrder, lNo, lSKU, lName, lQty, lPrice)
 			}

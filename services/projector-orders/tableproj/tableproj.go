@@ -64,7 +64,16 @@ func (h Handler) Apply(ctx context.Context, batch []projection.Event, ends []pro
 	}
 	var changes []change
 	err := pgx.BeginFunc(ctx, h.Pool, func(tx pgx.Tx) error {
-		current, err := readmodel.Current(ctx, tx, h.Generation, valid)
+		// Only orders whose first event here is not their first event at all need their row: an order
+		// that starts in this batch is folded from nothing, and if the table already holds it at this
+		// version or later, the guarded upsert writes nothing and its events count as duplicates.
+		var read []string
+		for _, id := range valid {
+			if byOrder[id][0].Envelope.Version > 1 {
+				read = append(read, id)
+			}
+		}
+		current, err := readmodel.Current(ctx, tx, h.Generation, read)
 		if err != nil {
 			return err
 		}
@@ -102,13 +111,18 @@ func (h Handler) Apply(ctx context.Context, batch []projection.Event, ends []pro
 			return err
 		}
 		for _, c := range changes {
-			if written[c.doc.ID] {
-				res.Applied += c.n
-			} else {
+			prev, ok := written[c.doc.ID]
+			if !ok {
 				// The table already holds this version or a newer one (a redelivery, or another member
 				// after a rebalance): nothing of this batch was new for the order.
 				res.Duplicates += c.n
+				continue
 			}
+			// An order folded from nothing may have been held at an older version: only the events
+			// above it were new.
+			applied := min(int64(c.n), c.doc.Version-prev)
+			res.Applied += int(applied)
+			res.Duplicates += c.n - int(applied)
 		}
 		return nil
 	})
