@@ -41,7 +41,8 @@ type Position struct {
 // runtime delivers at least once, so a redelivered event must change nothing. ends are the positions
 // after the batch on each partition it was read from (nil for a replay of parked events); a handler
 // with transactions records them with its write. An error fails the whole batch (it is read again);
-// an order that cannot be applied goes into Result.Failed instead.
+// an order that cannot be applied goes into Result.Failed instead, with none of this batch's events
+// of that order applied (the runtime parks all of them, in order).
 type Handler interface {
 	Apply(ctx context.Context, batch []Event, ends []Position) (Result, error)
 }
