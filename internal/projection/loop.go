@@ -142,7 +142,17 @@ type Loop struct {
 	// AfterWrite, when set, runs after a batch's read-model write and before its offset commit
 	// (a failpoint for the crash tests; nil in production).
 	AfterWrite func()
+	// GapGrace, when positive, is how long an order whose next event is missing (a gap) is retried
+	// before it is parked: the batch fails and is read again, so a writer filling the gap meanwhile
+	// (a rebuild finishing after its alias swap) gets there first. Zero parks at once.
+	GapGrace time.Duration
+
+	gapSince map[string]time.Time
 }
+
+// ErrGapWait: a batch was not committed because an order in it has a gap that is still within
+// GapGrace; the batch is read again.
+var ErrGapWait = errors.New("an order's previous events are missing; waiting for them before parking it")
 
 // Decode turns a record into an event. The record key must be the envelope's order id.
 func Decode(r *kgo.Record) (Event, error) {
@@ -193,15 +203,34 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.apply(bctx, records); err != nil {
+		l.rewind(records)
 		return err
 	}
 	if l.AfterWrite != nil {
 		l.AfterWrite()
 	}
 	if err := l.Client.CommitRecords(bctx, records...); err != nil {
+		l.rewind(records)
 		return fmt.Errorf("commit offsets: %w", err)
 	}
 	return nil
+}
+
+// rewind moves the consumer back to the first record of a batch that failed on each of its
+// partitions, so the next poll reads the batch again instead of going past it (a later commit would
+// otherwise cover records that were never applied). It runs before AllowRebalance, so no revoke can
+// happen meanwhile (as SetOffsets requires).
+func (l *Loop) rewind(records []*kgo.Record) {
+	first := map[string]map[int32]kgo.EpochOffset{}
+	for _, r := range records {
+		if first[r.Topic] == nil {
+			first[r.Topic] = map[int32]kgo.EpochOffset{}
+		}
+		if o, ok := first[r.Topic][r.Partition]; !ok || r.Offset < o.Offset {
+			first[r.Topic][r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
+		}
+	}
+	l.Client.SetOffsets(first)
 }
 
 // decodeAll decodes records on every core (decoding is most of a projector's own CPU time); results
@@ -242,6 +271,9 @@ func (l *Loop) apply(ctx context.Context, records []*kgo.Record) error {
 	if err != nil {
 		return err
 	}
+	if err := l.holdGaps(res); err != nil {
+		return err
+	}
 	for order, why := range res.Failed {
 		// Park every record of the failed order in this batch, in order; later ones wait behind them.
 		for _, r := range records {
@@ -261,6 +293,39 @@ func (l *Loop) apply(ctx context.Context, records []*kgo.Record) error {
 		if res.Failed[e.Envelope.OrderID] == nil && !e.Envelope.RecordedAt.IsZero() {
 			l.Metrics.Freshness.Observe(now.Sub(e.Envelope.RecordedAt).Seconds())
 		}
+	}
+	return nil
+}
+
+// holdGaps fails the batch while an order of it has had a gap for less than GapGrace.
+func (l *Loop) holdGaps(res Result) error {
+	if l.GapGrace <= 0 {
+		return nil
+	}
+	if l.gapSince == nil {
+		l.gapSince = map[string]time.Time{}
+	}
+	now := time.Now()
+	var waiting []string
+	for order, why := range res.Failed {
+		var gap *GapError
+		if !errors.As(why, &gap) {
+			continue
+		}
+		since, ok := l.gapSince[order]
+		if !ok {
+			l.gapSince[order], since = now, now
+		}
+		if now.Sub(since) < l.GapGrace {
+			waiting = append(waiting, order)
+		}
+	}
+	if len(waiting) > 0 {
+		slices.Sort(waiting)
+		return fmt.Errorf("%w: %v (for at most %s)", ErrGapWait, waiting, l.GapGrace)
+	}
+	for order := range res.Failed {
+		delete(l.gapSince, order) // parked now
 	}
 	return nil
 }

@@ -146,8 +146,10 @@ func TestLoopCommitsOnlyAfterTheHandlerSucceeded(t *testing.T) {
 		return &Loop{Client: cl, Handler: h, Parking: parking, Topic: topic, Group: "g",
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: NewMetrics()}, cl
 	}
-	// The first batch's write fails: RunOnce reports it and commits nothing.
+	// The first batch's write fails: RunOnce reports it and commits nothing, and the same member
+	// reads the batch again (it does not go past it).
 	l, cl := newLoop()
+	defer cl.Close()
 	h.failNext = errors.New("read model down")
 	var runErr error
 	for deadline := time.Now().Add(10 * time.Second); runErr == nil && time.Now().Before(deadline); {
@@ -158,10 +160,6 @@ func TestLoopCommitsOnlyAfterTheHandlerSucceeded(t *testing.T) {
 	if runErr == nil {
 		t.Fatal("RunOnce never reported the handler's failure")
 	}
-	cl.Close()
-	// A new member reads everything again (nothing was committed), applies, parks, commits.
-	l, cl = newLoop()
-	defer cl.Close()
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
 		if err := l.RunOnce(cctx); err != nil {
@@ -175,7 +173,7 @@ func TestLoopCommitsOnlyAfterTheHandlerSucceeded(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after 10 s: applied %v, parked %v", h.applied, parking.records)
+			t.Fatalf("after 10 s: applied %v, parked %v; the failed batch was not read again", h.applied, parking.records)
 		}
 	}
 	if n := len(parking.records["c"]); n != 2 {
@@ -221,5 +219,26 @@ func TestDecodeRefusesAKeyThatIsNotTheOrder(t *testing.T) {
 	r.Key = []byte("someone-else")
 	if _, err := Decode(r); err == nil {
 		t.Error("Decode accepted a record keyed by another order")
+	}
+}
+
+func TestGapGraceHoldsThenParks(t *testing.T) {
+	l := &Loop{GapGrace: 50 * time.Millisecond}
+	gap := Result{Failed: map[string]error{"x": &GapError{OrderID: "x", Applied: 1, Version: 3}, "y": errors.New("refused")}}
+	if err := l.holdGaps(gap); !errors.Is(err, ErrGapWait) {
+		t.Fatalf("first sight of a gap = %v, want ErrGapWait (the batch is read again)", err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	if err := l.holdGaps(gap); err != nil {
+		t.Fatalf("a gap older than the grace = %v, want nil (the order is parked)", err)
+	}
+	if len(l.gapSince) != 0 {
+		t.Errorf("gap clock kept %v after parking", l.gapSince)
+	}
+	if err := (&Loop{}).holdGaps(gap); err != nil {
+		t.Errorf("without a grace = %v, want nil (park at once)", err)
+	}
+	if err := l.holdGaps(Result{Failed: map[string]error{"y": errors.New("refused")}}); err != nil {
+		t.Errorf("a failure that is not a gap = %v, want nil (park at once)", err)
 	}
 }

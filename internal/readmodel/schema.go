@@ -180,12 +180,27 @@ func Generations(ctx context.Context, q Querier) ([]Generation, error) {
 	})
 }
 
-// CreateGeneration creates the next generation (state building) with empty tables and returns it.
+// CreateGeneration creates the next generation (state building) with empty tables and returns it. A
+// generation left building by an earlier rebuild that stopped is dropped first.
 func CreateGeneration(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 	var gen int
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", LockKey); err != nil {
 			return err
+		}
+		// A generation still building was left by a rebuild that stopped (one rebuild at a time).
+		rows, err := tx.Query(ctx, "UPDATE orders_read.generations SET state = 'retired' WHERE state = 'building' RETURNING generation")
+		if err != nil {
+			return err
+		}
+		stale, err := pgx.CollectRows(rows, pgx.RowTo[int])
+		if err != nil {
+			return err
+		}
+		for _, g := range stale {
+			if _, err := tx.Exec(ctx, fmt.Sprintf("DROP SCHEMA IF EXISTS %s CASCADE", Schema(g))); err != nil {
+				return err
+			}
 		}
 		if err := tx.QueryRow(ctx, "SELECT COALESCE(max(generation), 0) + 1 FROM orders_read.generations").Scan(&gen); err != nil {
 			return err
@@ -196,7 +211,7 @@ func CreateGeneration(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 		if _, err := tx.Exec(ctx, fmt.Sprintf(generationSQL, Schema(gen))); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, "INSERT INTO orders_read.generations (generation, state) VALUES ($1, 'building')", gen)
+		_, err = tx.Exec(ctx, "INSERT INTO orders_read.generations (generation, state) VALUES ($1, 'building')", gen)
 		return err
 	})
 	if err != nil {
@@ -215,4 +230,96 @@ type Querier interface {
 func isUndefinedTable(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000")
+}
+
+// Behind is one partition on which a building generation has not reached the live one.
+type Behind struct {
+	Topic     string
+	Partition int32
+	Live      int64 // the live generation's next offset
+	Building  int64 // the building generation's (-1: it has read nothing there)
+}
+
+// Swap makes generation to live in place of the live generation from, and points the views at it, in
+// one transaction, but only when to has read at least as far as from on every partition (compared on
+// the positions each generation records with its writes). It takes the live row's lock exclusively,
+// so it waits for a live batch in progress and the next one writes to (the then live) generation to.
+// When to is behind it changes nothing and returns where.
+func Swap(ctx context.Context, pool *pgxpool.Pool, from, to int) ([]Behind, error) {
+	var behind []Behind
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '30s'"); err != nil {
+			return err
+		}
+		var live int
+		if err := tx.QueryRow(ctx, "SELECT generation FROM orders_read.generations WHERE state = 'live' FOR UPDATE").Scan(&live); err != nil {
+			return fmt.Errorf("lock the live generation: %w", err)
+		}
+		if live != from {
+			return fmt.Errorf("generation %d is live, not %d: another rebuild swapped meanwhile", live, from)
+		}
+		var state string
+		if err := tx.QueryRow(ctx, "SELECT state FROM orders_read.generations WHERE generation = $1 FOR UPDATE", to).Scan(&state); err != nil {
+			return fmt.Errorf("generation %d: %w", to, err)
+		}
+		if state != "building" {
+			return fmt.Errorf("generation %d is %s, not building", to, state)
+		}
+		rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT l.topic, l.partition, l.next_offset, COALESCE(n.next_offset, -1)
+			FROM %s.positions l LEFT JOIN %s.positions n USING (topic, partition)
+			WHERE COALESCE(n.next_offset, -1) < l.next_offset ORDER BY 1, 2`, Schema(from), Schema(to)))
+		if err != nil {
+			return err
+		}
+		behind, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Behind, error) {
+			var b Behind
+			return b, r.Scan(&b.Topic, &b.Partition, &b.Live, &b.Building)
+		})
+		if err != nil || len(behind) > 0 {
+			return errNotCaughtUp
+		}
+		if _, err := tx.Exec(ctx, "UPDATE orders_read.generations SET state = 'retired' WHERE generation = $1", from); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "UPDATE orders_read.generations SET state = 'live', live_since = now() WHERE generation = $1", to); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, fmt.Sprintf(viewsSQL, Schema(to)))
+		return err
+	})
+	if errors.Is(err, errNotCaughtUp) {
+		return behind, nil
+	}
+	return nil, err
+}
+
+var errNotCaughtUp = errors.New("not caught up")
+
+// Drop removes a generation that is not live (retired after a swap, or a rebuild abandoned), with
+// its tables. It waits at most 30 s for readers still on them.
+func Drop(ctx context.Context, pool *pgxpool.Pool, gen int) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '30s'"); err != nil {
+			return err
+		}
+		var state string
+		if err := tx.QueryRow(ctx, "SELECT state FROM orders_read.generations WHERE generation = $1 FOR UPDATE", gen).Scan(&state); err != nil {
+			return fmt.Errorf("generation %d: %w", gen, err)
+		}
+		if state == "live" {
+			return fmt.Errorf("generation %d is live; it cannot be dropped", gen)
+		}
+		if _, err := tx.Exec(ctx, fmt.Sprintf("DROP SCHEMA IF EXISTS %s CASCADE", Schema(gen))); err != nil {
+			return fmt.Errorf("drop %s: %w", Schema(gen), err)
+		}
+		_, err := tx.Exec(ctx, "UPDATE orders_read.generations SET state = 'retired' WHERE generation = $1", gen)
+		return err
+	})
+}
+
+// Clear empties generation gen's tables (an in-place rebuild).
+func Clear(ctx context.Context, pool *pgxpool.Pool, gen int) error {
+	s := Schema(gen)
+	_, err := pool.Exec(ctx, fmt.Sprintf("TRUNCATE %[1]s.orders, %[1]s.order_lines, %[1]s.positions, %[1]s.parked_events", s))
+	return err
 }

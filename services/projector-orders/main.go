@@ -100,7 +100,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	metrics := projection.NewMetrics()
-	loop := &projection.Loop{Client: client, Handler: tableproj.Handler{Pool: pool, Generation: gen}, Parking: parking,
+	loop := &projection.Loop{Client: client, Handler: tableproj.Handler{Pool: pool, OnGeneration: parking.Use}, Parking: parking,
 		Topic: cfg.Topic, Group: cfg.Group, Log: log, Metrics: metrics, MaxRecords: cfg.BatchSize}
 	if cfg.Failpoint == "kill-after-write" {
 		// The crash test's failpoint: SIGKILL between the read-model write and the offset commit.
@@ -150,7 +150,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		defer wg.Done()
 		projection.WatchLag(ctx, adm, cfg.Topic, cfg.Group, metrics, 5*time.Second)
 	}()
-	log.Info("projecting", "topic", cfg.Topic, "group", cfg.Group, "generation", readmodel.Schema(gen), "parked_orders", parking.Count())
+	log.Info("projecting", "topic", cfg.Topic, "group", cfg.Group, "live_generation", readmodel.Schema(gen), "parked_orders", parking.Count())
 	err = loop.Run(ctx)
 	cancel()
 	wg.Wait()

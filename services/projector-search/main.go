@@ -48,6 +48,7 @@ type config struct {
 	Alias         string
 	Index         string
 	HTTPAddr      string
+	GapGrace      time.Duration
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -60,6 +61,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Alias:         r.String("SEARCH_INDEX_ALIAS", "orders"),
 		Index:         r.String("SEARCH_INDEX", "orders-v1"),
 		HTTPAddr:      r.String("HTTP_ADDR", ":8084"),
+		GapGrace:      r.Duration("PROJECTOR_GAP_GRACE", 10*time.Second, 0, 10*time.Minute),
 	}
 	return c, r.Err()
 }
@@ -91,7 +93,8 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		return err
 	}
 	metrics := projection.NewMetrics()
-	loop := &projection.Loop{Client: client, Handler: projector.Handler{Index: ix}, Parking: parking, Topic: cfg.Topic, Group: cfg.Group, Log: log, Metrics: metrics}
+	loop := &projection.Loop{Client: client, Handler: projector.Handler{Index: ix}, Parking: parking, Topic: cfg.Topic, Group: cfg.Group, Log: log, Metrics: metrics,
+		GapGrace: cfg.GapGrace}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

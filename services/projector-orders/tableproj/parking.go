@@ -20,17 +20,24 @@ import (
 // topic, partition and offset, the error and the raw value. Its key is topic/partition/offset, so
 // parking a redelivered record again changes nothing.
 type Parking struct {
-	pool   *pgxpool.Pool
-	schema string
+	pool *pgxpool.Pool
 
 	mu     sync.Mutex
+	gen    int
 	orders map[string]bool
 }
 
 // NewParking loads the parked orders of generation gen.
 func NewParking(ctx context.Context, pool *pgxpool.Pool, gen int) (*Parking, error) {
-	p := &Parking{pool: pool, schema: readmodel.Schema(gen), orders: map[string]bool{}}
-	rows, err := pool.Query(ctx, fmt.Sprintf("SELECT DISTINCT order_id FROM %s.parked_events", p.schema))
+	orders, err := parkedOrders(ctx, pool, gen)
+	if err != nil {
+		return nil, err
+	}
+	return &Parking{pool: pool, gen: gen, orders: orders}, nil
+}
+
+func parkedOrders(ctx context.Context, pool *pgxpool.Pool, gen int) (map[string]bool, error) {
+	rows, err := pool.Query(ctx, fmt.Sprintf("SELECT DISTINCT order_id FROM %s.parked_events", readmodel.Schema(gen)))
 	if err != nil {
 		return nil, fmt.Errorf("read parked orders: %w", err)
 	}
@@ -38,10 +45,36 @@ func NewParking(ctx context.Context, pool *pgxpool.Pool, gen int) (*Parking, err
 	if err != nil {
 		return nil, fmt.Errorf("read parked orders: %w", err)
 	}
+	orders := make(map[string]bool, len(ids))
 	for _, id := range ids {
-		p.orders[id] = true
+		orders[id] = true
 	}
-	return p, nil
+	return orders, nil
+}
+
+// Use moves the parking to generation gen (after a table swap): later parks go to its table and the
+// parked orders are those it holds. A failure to read them keeps the old set (an order parked in the
+// new generation is still caught: its next event is a gap there).
+func (p *Parking) Use(gen int) {
+	p.mu.Lock()
+	same := p.gen == gen
+	p.mu.Unlock()
+	if same {
+		return
+	}
+	orders, err := parkedOrders(context.Background(), p.pool, gen)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gen = gen
+	if err == nil {
+		p.orders = orders
+	}
+}
+
+func (p *Parking) schema() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return readmodel.Schema(p.gen)
 }
 
 // IsParked reports whether the order's events wait in the parking.
@@ -65,7 +98,7 @@ func (p *Parking) Park(ctx context.Context, order string, r *kgo.Record, why err
 		msg = why.Error()
 	}
 	_, err := p.pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %s.parked_events (topic, partition, "offset", order_id, error, value)
-		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`, p.schema), r.Topic, r.Partition, r.Offset, order, msg, r.Value)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`, p.schema()), r.Topic, r.Partition, r.Offset, order, msg, r.Value)
 	if err != nil {
 		return fmt.Errorf("park %s: %w", order, err)
 	}
@@ -78,7 +111,7 @@ func (p *Parking) Park(ctx context.Context, order string, r *kgo.Record, why err
 // Parked returns the parked records of an order, oldest first, with their ids (topic/partition/offset).
 func (p *Parking) Parked(ctx context.Context, order string) ([]projection.ParkedEvent, []string, error) {
 	rows, err := p.pool.Query(ctx, fmt.Sprintf(`SELECT order_id, topic, partition, "offset", error, value, parked_at
-		FROM %s.parked_events WHERE order_id = $1 ORDER BY topic, partition, "offset"`, p.schema), order)
+		FROM %s.parked_events WHERE order_id = $1 ORDER BY topic, partition, "offset"`, p.schema()), order)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read parked events of %s: %w", order, err)
 	}
@@ -118,7 +151,7 @@ func (p *Parking) Unpark(ctx context.Context, order string, ids []string) error 
 		topics, parts, offs = append(topics, id[:i]), append(parts, int32(part)), append(offs, off)
 	}
 	_, err := p.pool.Exec(ctx, fmt.Sprintf(`DELETE FROM %s.parked_events WHERE order_id = $1
-		AND (topic, partition, "offset") IN (SELECT * FROM unnest($2::text[], $3::int[], $4::bigint[]))`, p.schema),
+		AND (topic, partition, "offset") IN (SELECT * FROM unnest($2::text[], $3::int[], $4::bigint[]))`, p.schema()),
 		order, topics, parts, offs)
 	if err != nil {
 		return fmt.Errorf("unpark %s: %w", order, err)

@@ -26,8 +26,30 @@ import (
 
 // Handler is projector-orders' projection.Handler.
 type Handler struct {
-	Pool       *pgxpool.Pool
-	Generation int // the generation written (see readmodel)
+	Pool *pgxpool.Pool
+	// Generation is the generation written (see readmodel). 0 means the live one, looked up in each
+	// batch's transaction with a share lock on its generations row: a rebuild's table swap (which
+	// takes that row's lock exclusively) happens between two batches, never during one, and the next
+	// batch writes the new generation.
+	Generation int
+	// OnGeneration, when set, is told the generation each batch writes (the live projector moves its
+	// parking along when a swap changed it).
+	OnGeneration func(gen int)
+}
+
+// target returns the generation this batch writes, inside tx.
+func (h Handler) target(ctx context.Context, tx pgx.Tx) (int, error) {
+	gen := h.Generation
+	if gen == 0 {
+		err := tx.QueryRow(ctx, "SELECT generation FROM orders_read.generations WHERE state = 'live' FOR SHARE").Scan(&gen)
+		if err != nil {
+			return 0, fmt.Errorf("live generation: %w", err)
+		}
+	}
+	if h.OnGeneration != nil {
+		h.OnGeneration(gen)
+	}
+	return gen, nil
 }
 
 // Apply folds the batch into the generation's tables. Orders are independent: when the batch's
@@ -64,6 +86,10 @@ func (h Handler) Apply(ctx context.Context, batch []projection.Event, ends []pro
 	}
 	var changes []change
 	err := pgx.BeginFunc(ctx, h.Pool, func(tx pgx.Tx) error {
+		gen, err := h.target(ctx, tx)
+		if err != nil {
+			return err
+		}
 		// Only orders whose first event here is not their first event at all need their row: an order
 		// that starts in this batch is folded from nothing, and if the table already holds it at this
 		// version or later, the guarded upsert writes nothing and its events count as duplicates.
@@ -73,7 +99,7 @@ func (h Handler) Apply(ctx context.Context, batch []projection.Event, ends []pro
 				read = append(read, id)
 			}
 		}
-		current, err := readmodel.Current(ctx, tx, h.Generation, read)
+		current, err := readmodel.Current(ctx, tx, gen, read)
 		if err != nil {
 			return err
 		}
@@ -106,7 +132,7 @@ func (h Handler) Apply(ctx context.Context, batch []projection.Event, ends []pro
 		for i, c := range changes {
 			docs[i] = c.doc
 		}
-		written, err := readmodel.Upsert(ctx, tx, h.Generation, docs, positions)
+		written, err := readmodel.Upsert(ctx, tx, gen, docs, positions)
 		if err != nil {
 			return err
 		}
@@ -161,7 +187,11 @@ func (h Handler) recordPositions(ctx context.Context, positions []readmodel.Posi
 		return nil
 	}
 	return pgx.BeginFunc(ctx, h.Pool, func(tx pgx.Tx) error {
-		_, err := readmodel.Upsert(ctx, tx, h.Generation, nil, positions)
+		gen, err := h.target(ctx, tx)
+		if err != nil {
+			return err
+		}
+		_, err = readmodel.Upsert(ctx, tx, gen, nil, positions)
 		return err
 	})
 }
