@@ -26,6 +26,11 @@ Usage:
   ordersctl projector status
       Each projector's consumer group and its lag per partition, and whether the topic still starts
       at offset 0 (a rebuild from a topic that lost records would be partial).
+  ordersctl projector rebuild orders|search [--in-place] [--backfill]
+      Rebuild a read model from offset 0 into a fresh generation (new tables or a new index) while the
+      live one serves, then switch reads to it atomically; --in-place clears the live model instead
+      (stop the projector first). Refuses when the topic lost early records, unless --backfill (fold
+      the event store first).
   ordersctl projector replay orders|search ORDER_ID
       Replay an order's parked events in the running projector after a fix (for example once a
       missing event was republished); the order flows again when they all apply.
@@ -74,6 +79,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return projectorStatus(ctx, rest, getenv, stdout, stderr)
 	case "projector replay":
 		return replay(ctx, rest, getenv, stdout, stderr)
+	case "projector rebuild":
+		return rebuildCmd(ctx, rest, getenv, stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "verify" {
 		return verify(ctx, args[1:], getenv, stdout, stderr)
