@@ -41,7 +41,8 @@ Usage:
 
 Configuration (environment): DATABASE_URL, KAFKA_BROKERS, OPENSEARCH_URL, EVENTS_TOPIC (default
 orders.events), SEARCH_INDEX_ALIAS (default orders), PROJECTOR_ORDERS_URL (default
-http://127.0.0.1:8083), PROJECTOR_SEARCH_URL (default http://127.0.0.1:8084).
+http://127.0.0.1:8083), PROJECTOR_SEARCH_URL (default http://127.0.0.1:8084), PROJECTOR_ORDERS_GROUP
+(default projector-orders), PROJECTOR_SEARCH_GROUP (default projector-search).
 Run "ordersctl COMMAND --help" for a command's flags.
 `
 

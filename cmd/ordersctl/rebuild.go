@@ -56,6 +56,7 @@ type rebuildConfig struct {
 	brokers              []string
 	dbURL, osURL         string
 	catchUp              int64
+	liveGroup            string
 }
 
 func rebuildCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -81,6 +82,7 @@ func rebuildCmd(ctx context.Context, args []string, getenv func(string) string, 
 	cfg.brokers = r.List("KAFKA_BROKERS", true)
 	cfg.topic = r.String("EVENTS_TOPIC", "orders.events")
 	cfg.alias = r.String("SEARCH_INDEX_ALIAS", "orders")
+	cfg.liveGroup = r.String(map[string]string{"orders": "PROJECTOR_ORDERS_GROUP", "search": "PROJECTOR_SEARCH_GROUP"}[cfg.target], "projector-"+cfg.target)
 	if cfg.target == "orders" || cfg.backfill {
 		cfg.dbURL = r.Required("DATABASE_URL")
 	}
@@ -115,7 +117,7 @@ func rebuild(ctx context.Context, cfg rebuildConfig, stdout io.Writer) error {
 	}
 	defer client.Close()
 	adm := kadm.NewClient(client)
-	liveGroup := "projector-" + cfg.target
+	liveGroup := cfg.liveGroup
 
 	// 1. The topic must still hold its whole history, unless the store fills it in.
 	starts, err := adm.ListStartOffsets(ctx, cfg.topic)
@@ -520,7 +522,7 @@ func prepareGeneration(ctx context.Context, cfg rebuildConfig, pool *pgxpool.Poo
 		return nil, err
 	}
 	return &searchGeneration{live: live, from: targets[0], to: to, ix: searchindex.New(osc, to), park: park, osc: osc,
-		liveGrp: "projector-search", topic: cfg.topic, parkName: parkName}, nil
+		liveGrp: cfg.liveGroup, topic: cfg.topic, parkName: parkName}, nil
 }
 
 // inPlaceGeneration replays into the live model itself.

@@ -29,6 +29,7 @@ func projectorStatus(ctx context.Context, args []string, getenv func(string) str
 	topic := r.String("EVENTS_TOPIC", "orders.events")
 	dbURL, osURL := r.String("DATABASE_URL", ""), r.String("OPENSEARCH_URL", "")
 	alias := r.String("SEARCH_INDEX_ALIAS", "orders")
+	groups := []string{r.String("PROJECTOR_ORDERS_GROUP", Projectors[0]), r.String("PROJECTOR_SEARCH_GROUP", Projectors[1])}
 	if err := r.Err(); err != nil {
 		return err
 	}
@@ -57,13 +58,13 @@ func projectorStatus(ctx context.Context, args []string, getenv func(string) str
 			topic, strings.Join(lost, ", "))
 	}
 
-	lags, err := adm.Lag(ctx, slices.Clone(Projectors)...) // a copy: kadm may reorder what it is given
+	lags, err := adm.Lag(ctx, slices.Clone(groups)...) // a copy: kadm may reorder what it is given
 	if err != nil {
 		return fmt.Errorf("group lag: %w", err)
 	}
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "GROUP\tSTATE\tPARTITION\tCOMMITTED\tEND\tLAG")
-	for _, g := range Projectors {
+	for _, g := range groups {
 		l, ok := lags[g]
 		if !ok || l.State == "Dead" || (len(l.Lag) == 0 && l.State == "") {
 			fmt.Fprintf(tw, "%s\t(no group yet)\t\t\t\t\n", g)
