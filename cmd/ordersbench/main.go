@@ -35,7 +35,7 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: ordersbench write|relay|search|orders [flags]")
+		return fmt.Errorf("usage: ordersbench write|relay|search|orders|rebuild [flags]")
 	}
 	// ORDERSBENCH_CPUPROFILE=file writes a CPU profile of the whole run (go tool pprof).
 	if path := getenv("ORDERSBENCH_CPUPROFILE"); path != "" {
@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return fmt.Errorf("DATABASE_URL and KAFKA_BROKERS are required (eval \"$(make -s env)\")")
 		}
 		return benchRelay(ctx, cfg, stdout)
-	case "search", "orders":
+	case "search", "orders", "rebuild":
 		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 		cfg := searchConfig{}
 		fs.IntVar(&cfg.Events, "events", 100_000, "events to project (4 per order)")
@@ -96,12 +96,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if cfg.OpenSearchURL == "" || cfg.DatabaseURL == "" || len(cfg.Brokers) == 0 {
 			return fmt.Errorf("DATABASE_URL, KAFKA_BROKERS and OPENSEARCH_URL are required (eval \"$(make -s env)\")")
 		}
-		if args[0] == "orders" {
+		switch args[0] {
+		case "orders":
 			return benchOrders(ctx, cfg, stdout)
+		case "rebuild":
+			if !flagSet(fs, "events") {
+				cfg.Events = 1_000_000
+			}
+			if !flagSet(fs, "load") {
+				cfg.Load = 5 * time.Second
+			}
+			return benchRebuild(ctx, cfg, stdout)
 		}
 		return benchSearch(ctx, cfg, stdout)
 	}
-	return fmt.Errorf("unknown benchmark %q (write, relay, search, orders)", args[0])
+	return fmt.Errorf("unknown benchmark %q (write, relay, search, orders, rebuild)", args[0])
 }
 
 // brokers splits KAFKA_BROKERS.
@@ -113,4 +122,11 @@ func brokers(getenv func(string) string) []string {
 		}
 	}
 	return out
+}
+
+// flagSet reports whether the flag was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
