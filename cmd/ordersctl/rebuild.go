@@ -444,7 +444,6 @@ type searchGeneration struct {
 	osc      *opensearch.Client
 	liveGrp  string
 	topic    string
-	inPlace  bool
 	parkName string
 }
 
