@@ -24,6 +24,9 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{[]string{"projector", "replay", "books", "x"}, true, "usage: ordersctl projector replay orders|search ORDER_ID"},
 		{[]string{"projector", "replay", "--help"}, false, "usage: ordersctl projector replay orders|search ORDER_ID"},
 		{[]string{"verify", "books"}, true, "usage: ordersctl verify orders|search"},
+		{[]string{"projector", "rebuild"}, true, "usage: ordersctl projector rebuild orders|search"},
+		{[]string{"projector", "rebuild", "--help"}, false, "--in-place"},
+		{[]string{"projector", "rebuild", "orders", "--bogus"}, true, "flag provided but not defined"},
 	}
 	for _, tt := range tests {
 		var out, errOut bytes.Buffer
@@ -36,6 +39,10 @@ func TestUsageAndExitCodes(t *testing.T) {
 		}
 	}
 	// Missing configuration is an error (exit 1), naming every variable.
+	err0 := run(context.Background(), []string{"projector", "rebuild", "search"}, env, &bytes.Buffer{}, &bytes.Buffer{})
+	if err0 == nil || errors.Is(err0, errUsage) || !strings.Contains(err0.Error(), "OPENSEARCH_URL") || !strings.Contains(err0.Error(), "KAFKA_BROKERS") {
+		t.Errorf("rebuild search without configuration = %v, want an error naming OPENSEARCH_URL and KAFKA_BROKERS", err0)
+	}
 	err := run(context.Background(), []string{"events", "republish"}, env, &bytes.Buffer{}, &bytes.Buffer{})
 	if err == nil || errors.Is(err, errUsage) || !strings.Contains(err.Error(), "DATABASE_URL") || !strings.Contains(err.Error(), "KAFKA_BROKERS") {
 		t.Errorf("republish without configuration = %v, want an error naming DATABASE_URL and KAFKA_BROKERS", err)
