@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/opensearch-project/opensearch-go/v2"
 	"github.com/opensearch-project/opensearch-go/v2/opensearchapi"
 
@@ -29,18 +31,24 @@ func main() {
 	}
 }
 
+// config is everything the service reads from its environment (documented in docs/configuration.md).
 type config struct {
-	OpenSearchURL string
-	Alias         string
-	HTTPAddr      string
+	DatabaseURL    string
+	OpenSearchURL  string
+	Alias          string
+	HTTPAddr       string
+	MinVersionWait time.Duration
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
 	r := envconfig.New(getenv)
 	c := config{
+		DatabaseURL:   r.Required("DATABASE_URL"),
 		OpenSearchURL: r.Required("OPENSEARCH_URL"),
 		Alias:         r.String("SEARCH_INDEX_ALIAS", "orders"),
 		HTTPAddr:      r.String("HTTP_ADDR", ":8081"),
+		// Bounded well below the server's write timeout (httpserver.WriteTimeout, 30s).
+		MinVersionWait: r.Duration("QUERY_MIN_VERSION_WAIT", httpapi.DefaultMinVersionWait, 0, 20*time.Second),
 	}
 	return c, r.Err()
 }
@@ -51,20 +59,44 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
+	pool, err := openPool(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
 	client, err := opensearch.NewClient(opensearch.Config{Addresses: []string{cfg.OpenSearchURL}})
 	if err != nil {
 		return fmt.Errorf("OPENSEARCH_URL: %w", err)
 	}
-	h := httpapi.New(httpapi.Config{Search: search.New(client, cfg.Alias), Log: log, Ready: func(ctx context.Context) error {
-		res, err := opensearchapi.ClusterHealthRequest{}.Do(ctx, client)
-		if err != nil {
-			return err
-		}
-		defer res.Body.Close()
-		if res.IsError() {
-			return fmt.Errorf("opensearch: %s", res.Status())
-		}
-		return nil
-	}})
+	h := httpapi.New(httpapi.Config{Search: search.New(client, cfg.Alias), Orders: pool, Log: log,
+		MinVersionWait: cfg.MinVersionWait, Ready: func(ctx context.Context) error {
+			if err := pool.Ping(ctx); err != nil {
+				return fmt.Errorf("postgres: %w", err)
+			}
+			res, err := opensearchapi.ClusterHealthRequest{}.Do(ctx, client)
+			if err != nil {
+				return fmt.Errorf("opensearch: %w", err)
+			}
+			defer res.Body.Close()
+			if res.IsError() {
+				return fmt.Errorf("opensearch: %s", res.Status())
+			}
+			return nil
+		}})
 	return httpserver.Run(ctx, cfg.HTTPAddr, h, log, nil)
+}
+
+// openPool connects to the read model's database. The pool connects lazily: the service starts (and
+// answers /readyz 503) while Postgres is down.
+func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	pc.ConnConfig.RuntimeParams["application_name"] = "orders-query"
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("connect to Postgres: %w", err)
+	}
+	return pool, nil
 }

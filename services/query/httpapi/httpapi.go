@@ -16,6 +16,7 @@ import (
 
 	"github.com/orders-oss/orders/internal/httpserver"
 	"github.com/orders-oss/orders/internal/problem"
+	"github.com/orders-oss/orders/internal/readmodel"
 	"github.com/orders-oss/orders/services/query/search"
 )
 
@@ -27,8 +28,12 @@ type Searcher interface {
 // Config wires the API.
 type Config struct {
 	Search Searcher
+	Orders readmodel.Querier // the Postgres read model (a pool)
 	Log    *slog.Logger
 	Ready  func(ctx context.Context) error
+	// MinVersionWait bounds how long GET /orders/{id}?min_version=N waits for the read model to reach
+	// version N (QUERY_MIN_VERSION_WAIT, DefaultMinVersionWait unless set); 0 answers at once.
+	MinVersionWait time.Duration
 }
 
 // New returns the read API's handler.
@@ -40,6 +45,8 @@ func New(cfg Config) http.Handler {
 	httpserver.Health(e, cfg.Ready)
 	s := &server{cfg}
 	e.GET("/orders/search", s.search)
+	e.GET("/orders", s.listOrders)
+	e.GET("/orders/:id", s.getOrder)
 	return e
 }
 
@@ -51,6 +58,12 @@ func mapError(err error) *problem.Problem {
 		return problem.New(http.StatusServiceUnavailable, "search_unavailable", "search cannot answer right now; retry shortly")
 	case errors.Is(err, search.ErrBadCursor):
 		return problem.New(http.StatusBadRequest, "invalid_cursor", err.Error())
+	case errors.Is(err, readmodel.ErrBadCursor):
+		return problem.New(http.StatusBadRequest, "invalid_cursor", readmodel.ErrBadCursor.Error())
+	case errors.Is(err, readmodel.ErrNotFound):
+		return problem.New(http.StatusNotFound, "order_not_found", "no such order")
+	case errors.Is(err, readmodel.ErrNoLiveGeneration), errors.Is(err, readmodel.ErrUnavailable):
+		return problem.New(http.StatusServiceUnavailable, "read_model_unavailable", "the orders read model cannot answer right now; retry shortly")
 	}
 	return nil
 }
@@ -93,15 +106,15 @@ func (p *params) int64(name string) *int64 {
 	return &n
 }
 
-func (p *params) limit() int {
+func (p *params) limit(def, most int) int {
 	v := p.c.QueryParam("limit")
 	if v == "" {
-		return search.DefaultLimit
+		return def
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > search.MaxPageSize {
-		p.fail("limit", "must be a whole number from 1 to "+strconv.Itoa(search.MaxPageSize))
-		return search.DefaultLimit
+	if err != nil || n < 1 || n > most {
+		p.fail("limit", "must be a whole number from 1 to "+strconv.Itoa(most))
+		return def
 	}
 	return n
 }
@@ -136,7 +149,7 @@ func (s *server) search(c echo.Context) error {
 	p := &params{c: c}
 	req := search.Request{Q: c.QueryParam("q"), Statuses: p.statuses(), Currency: c.QueryParam("currency"),
 		PlacedFrom: p.time("placed_from"), PlacedTo: p.time("placed_to"), TotalMin: p.int64("total_min"),
-		TotalMax: p.int64("total_max"), Sort: c.QueryParam("sort"), Limit: p.limit(), Cursor: c.QueryParam("cursor")}
+		TotalMax: p.int64("total_max"), Sort: c.QueryParam("sort"), Limit: p.limit(search.DefaultLimit, search.MaxPageSize), Cursor: c.QueryParam("cursor")}
 	if len(req.Q) > search.MaxQueryLen {
 		p.fail("q", "must be at most "+strconv.Itoa(search.MaxQueryLen)+" characters")
 	}

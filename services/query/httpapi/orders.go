@@ -1,0 +1,147 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/orders-oss/orders/internal/problem"
+	"github.com/orders-oss/orders/internal/readmodel"
+	"github.com/orders-oss/orders/pkg/api"
+)
+
+// DefaultMinVersionWait is how long GET /orders/{id}?min_version=N waits by default.
+const DefaultMinVersionWait = 3 * time.Second
+
+// The row is read again this often while a min_version read waits: first after minVersionPoll, then
+// every 2*minVersionPoll (the projector usually lands a write within tens of milliseconds).
+const minVersionPoll = 25 * time.Millisecond
+
+// queryTimeout bounds one read of the read model.
+const queryTimeout = 5 * time.Second
+
+// StaleHeader is set ("true") on an answer to min_version=N when the read model had not reached N
+// when the wait ended: the body is the order as the read model holds it, older than N.
+const StaleHeader = "X-Read-Model-Stale"
+
+// getOrder answers GET /orders/{id}: the order's doc as the read model holds it, ETag its version.
+// With min_version=N it waits (at most MinVersionWait) until the read model holds version N or later
+// (read-your-writes after a command that answered ETag "N").
+func (s *server) getOrder(c echo.Context) error {
+	var minVersion int64
+	if v := c.QueryParam("min_version"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			p := &params{c: c}
+			p.fail("min_version", "must be a whole number, 1 or more (the version from a command's ETag)")
+			return p.err()
+		}
+		minVersion = n
+	}
+	id := c.Param("id")
+	if _, err := uuid.Parse(id); err != nil {
+		// Like the command API: an id that cannot exist is an unknown order.
+		return problem.New(http.StatusNotFound, "order_not_found", "no such order")
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.MinVersionWait+queryTimeout)
+	defer cancel()
+	o, err := readmodel.Get(ctx, s.Orders, id)
+	if minVersion > 0 && (err == nil && o.Version < minVersion || errors.Is(err, readmodel.ErrNotFound)) {
+		o, err = s.waitForVersion(ctx, id, minVersion, o, err)
+		if errors.Is(err, readmodel.ErrNotFound) {
+			return problem.Newf(http.StatusNotFound, "order_not_found",
+				"the read model has not reached this order yet (waited %s for version %d); retry shortly", s.MinVersionWait, minVersion)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	tag := etag(o.Version)
+	h := c.Response().Header()
+	h.Set("ETag", tag)
+	if o.Version < minVersion {
+		h.Set(StaleHeader, "true")
+	}
+	if noneMatch(c.Request().Header.Get("If-None-Match"), tag) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	return c.JSON(http.StatusOK, o)
+}
+
+// waitForVersion reads the order again until it reaches version want or MinVersionWait has passed
+// (or the client went away), and returns the last read (o, err is the first one): an order below
+// want, or ErrNotFound, when the wait ended first.
+func (s *server) waitForVersion(ctx context.Context, id string, want int64, o api.Order, err error) (api.Order, error) {
+	deadline := time.Now().Add(s.MinVersionWait)
+	timer := time.NewTimer(minVersionPoll)
+	defer timer.Stop()
+	for {
+		if time.Until(deadline) <= 0 {
+			return o, err
+		}
+		select {
+		case <-ctx.Done():
+			return o, err
+		case <-timer.C:
+		}
+		o, err = readmodel.Get(ctx, s.Orders, id)
+		if err != nil && !errors.Is(err, readmodel.ErrNotFound) || err == nil && o.Version >= want {
+			return o, err
+		}
+		timer.Reset(min(2*minVersionPoll, max(time.Until(deadline), 0)))
+	}
+}
+
+// etag is the order's version, quoted, as the command API writes it.
+func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+
+// noneMatch reports whether an If-None-Match header matches tag (weak comparison, RFC 9110 13.1.2):
+// "*" or any listed tag, with or without W/.
+func noneMatch(header, tag string) bool {
+	if header = strings.TrimSpace(header); header == "" {
+		return false
+	}
+	if header == "*" {
+		return true
+	}
+	for _, t := range strings.Split(header, ",") {
+		if strings.TrimPrefix(strings.TrimSpace(t), "W/") == tag {
+			return true
+		}
+	}
+	return false
+}
+
+// listOrders answers GET /orders: a page of orders from the read model, filtered and sorted, with the
+// cursor of the next page when there is one.
+func (s *server) listOrders(c echo.Context) error {
+	p := &params{c: c}
+	req := readmodel.ListRequest{Statuses: p.statuses(), CustomerID: c.QueryParam("customer_id"),
+		PlacedFrom: p.time("placed_from"), PlacedTo: p.time("placed_to"), Sort: c.QueryParam("sort"),
+		Limit: p.limit(readmodel.DefaultListLimit, readmodel.MaxListLimit), Cursor: c.QueryParam("cursor")}
+	if len(req.CustomerID) > maxCustomerID {
+		p.fail("customer_id", "must be at most "+strconv.Itoa(maxCustomerID)+" characters")
+	}
+	if req.Sort != "" && !readmodel.ValidSort(req.Sort) {
+		p.fail("sort", "must be placed_at, updated_at or total, with - in front for descending")
+	}
+	if err := p.err(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), queryTimeout)
+	defer cancel()
+	res, err := readmodel.List(ctx, s.Orders, req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+// maxCustomerID is the longest customer id the command API accepts.
+const maxCustomerID = 200
