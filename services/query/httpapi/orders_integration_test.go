@@ -3,7 +3,9 @@
 package httpapi_test
 
 import (
+	"cmp"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -275,6 +278,13 @@ func TestGetOrderMinVersionNotReached(t *testing.T) {
 		t.Errorf("unknown order with min_version after %s: detail %q; want a wait and a detail saying the read model has not reached it", time.Since(start), p.Detail)
 	}
 
+	// QUERY_MIN_VERSION_WAIT=0: no wait at all.
+	start = time.Now()
+	res, _ = do(t, ordersServer(t, m.pool, 0), "/orders/"+orderID(1)+"?min_version=5")
+	if res.StatusCode != 200 || res.Header.Get(httpapi.StaleHeader) != "true" || time.Since(start) > wait {
+		t.Errorf("min_version=5 with no wait = %d, stale %q after %s", res.StatusCode, res.Header.Get(httpapi.StaleHeader), time.Since(start))
+	}
+
 	// min_version must be a positive whole number.
 	for _, v := range []string{"0", "-1", "two", "1.5", "99999999999999999999"} {
 		res, raw := do(t, srv, "/orders/"+orderID(1)+"?min_version="+v)
@@ -309,4 +319,251 @@ func TestReadModelUnavailable(t *testing.T) {
 		res, raw := do(t, srv, path)
 		wantProblem(t, res, raw, 503, "read_model_unavailable")
 	}
+}
+
+type page struct {
+	Items      []api.Order `json:"items"`
+	NextCursor *string     `json:"next_cursor"`
+}
+
+func list(t *testing.T, srv *httptest.Server, path string) page {
+	t.Helper()
+	res, raw := do(t, srv, path)
+	if res.StatusCode != 200 {
+		t.Fatalf("GET %s = %d: %s", path, res.StatusCode, raw)
+	}
+	var p page
+	if err := json.Unmarshal(raw, &p); err != nil {
+		t.Fatalf("GET %s: %v: %s", path, err, raw)
+	}
+	if p.Items == nil {
+		t.Fatalf("GET %s: items is not an array: %s", path, raw)
+	}
+	return p
+}
+
+// listAll follows next_cursor from path (which has a query string) and returns the ids in order.
+func listAll(t *testing.T, srv *httptest.Server, path string, limit int) (ids []string, pages int) {
+	t.Helper()
+	seen := map[string]bool{}
+	next := path + "&limit=" + fmt.Sprint(limit)
+	for {
+		if pages++; pages > 100 {
+			t.Fatalf("GET %s: pagination does not end", path)
+		}
+		p := list(t, srv, next)
+		if len(p.Items) > limit {
+			t.Fatalf("GET %s: %d items, limit %d", next, len(p.Items), limit)
+		}
+		for _, o := range p.Items {
+			if seen[o.ID] {
+				t.Fatalf("GET %s: %s seen twice while paginating", path, o.ID)
+			}
+			seen[o.ID] = true
+			ids = append(ids, o.ID)
+		}
+		if p.NextCursor == nil || *p.NextCursor == "" {
+			return ids, pages
+		}
+		if len(p.Items) != limit {
+			t.Errorf("GET %s: a page of %d (limit %d) with a next_cursor", next, len(p.Items), limit)
+		}
+		next = path + "&limit=" + fmt.Sprint(limit) + "&cursor=" + *p.NextCursor
+	}
+}
+
+// listFixture is 57 orders with many equal sort keys: placed_at in groups of three, updated_at in
+// groups of five, total in seven values; statuses, two customers.
+func listFixture(t *testing.T) (*readModel, []api.Order) {
+	t.Helper()
+	m := newReadModel(t)
+	statuses := []string{"placed", "paid", "shipped", "delivered", "cancelled"}
+	var all []api.Order
+	for n := range 57 {
+		o := testOrder(n, 1, statuses[n%5])
+		o.PlacedAt = base.Add(time.Duration(n/3) * time.Hour)
+		o.UpdatedAt = base.Add(time.Duration(n%5) * 24 * time.Hour)
+		o.Total = 1000 + int64(n%7)
+		o.Customer.ID = []string{"cus_a", "cus_b"}[n%2]
+		all = append(all, o)
+	}
+	// Written out of order, in a few transactions, like a projector would.
+	for i := 0; i < len(all); i += 20 {
+		var batch []api.Order
+		for j := len(all) - 1 - i; j >= max(0, len(all)-20-i); j-- {
+			batch = append(batch, all[j])
+		}
+		m.upsert(batch...)
+	}
+	return m, all
+}
+
+// sorted returns the ids of orders that pass keep, in the order sort names (ties by id, same way).
+func sorted(orders []api.Order, sortName string, keep func(api.Order) bool) []string {
+	var out []api.Order
+	for _, o := range orders {
+		if keep == nil || keep(o) {
+			out = append(out, o)
+		}
+	}
+	desc := strings.HasPrefix(sortName, "-")
+	byKey := func(a, b api.Order) int {
+		var c int
+		switch strings.TrimPrefix(sortName, "-") {
+		case "placed_at":
+			c = a.PlacedAt.Compare(b.PlacedAt)
+		case "updated_at":
+			c = a.UpdatedAt.Compare(b.UpdatedAt)
+		case "total":
+			c = cmp.Compare(a.Total, b.Total)
+		}
+		if c == 0 {
+			c = strings.Compare(a.ID, b.ID)
+		}
+		if desc {
+			c = -c
+		}
+		return c
+	}
+	slices.SortFunc(out, byKey)
+	ids := make([]string, len(out))
+	for i, o := range out {
+		ids[i] = o.ID
+	}
+	return ids
+}
+
+func base64URL(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+func TestListOrdersSortsAndPaginates(t *testing.T) {
+	t.Parallel()
+	m, all := listFixture(t)
+	srv := ordersServer(t, m.pool, time.Second)
+
+	// The default: newest placed first, 20 per page.
+	p := list(t, srv, "/orders")
+	if want := sorted(all, "-placed_at", nil)[:20]; !reflect.DeepEqual(idsOf(p.Items), want) || p.NextCursor == nil {
+		t.Errorf("GET /orders = %v (next %v), want %v and a next_cursor", idsOf(p.Items), p.NextCursor, want)
+	}
+	// Items are the stored docs.
+	if got := p.Items[0]; !reflect.DeepEqual(got, byID(all)[got.ID]) {
+		t.Errorf("item = %+v, want the stored order %+v", got, byID(all)[got.ID])
+	}
+
+	for _, sortName := range []string{"placed_at", "-placed_at", "updated_at", "-updated_at", "total", "-total"} {
+		want := sorted(all, sortName, nil)
+		ids, pages := listAll(t, srv, "/orders?sort="+sortName, 10)
+		if !reflect.DeepEqual(ids, want) || pages != 6 {
+			t.Errorf("sort=%s, limit 10: %d pages, %v\nwant 6 pages, %v", sortName, pages, ids, want)
+		}
+	}
+	// A last page exactly full has no next_cursor (limit+1 is read to know).
+	if ids, pages := listAll(t, srv, "/orders?sort=total", 19); len(ids) != 57 || pages != 3 {
+		t.Errorf("sort=total, limit 19: %d orders in %d pages, want 57 in 3", len(ids), pages)
+	}
+	if ids, pages := listAll(t, srv, "/orders?sort=-updated_at", 100); len(ids) != 57 || pages != 1 {
+		t.Errorf("limit 100: %d orders in %d pages, want 57 in 1", len(ids), pages)
+	}
+}
+
+func TestListOrdersFilters(t *testing.T) {
+	t.Parallel()
+	m, all := listFixture(t)
+	srv := ordersServer(t, m.pool, time.Second)
+	from, to := base.Add(4*time.Hour), base.Add(10*time.Hour)
+	inRange := func(o api.Order) bool { return !o.PlacedAt.Before(from) && o.PlacedAt.Before(to) }
+	tests := []struct {
+		query string
+		sort  string
+		keep  func(api.Order) bool
+	}{
+		{"status=paid", "-placed_at", func(o api.Order) bool { return o.Status == "paid" }},
+		{"status=paid,shipped", "-placed_at", func(o api.Order) bool { return o.Status == "paid" || o.Status == "shipped" }},
+		{"status=paid&status=cancelled&sort=total", "total", func(o api.Order) bool { return o.Status == "paid" || o.Status == "cancelled" }},
+		{"customer_id=cus_a&sort=placed_at", "placed_at", func(o api.Order) bool { return o.Customer.ID == "cus_a" }},
+		{"customer_id=nobody", "-placed_at", func(api.Order) bool { return false }},
+		{"placed_from=2026-11-01T04:00:00Z&placed_to=2026-11-01T10:00:00Z", "-placed_at", inRange},
+		{"placed_from=2026-11-01T06:00:00%2B02:00&placed_to=2026-11-01T12:00:00%2B02:00&sort=-updated_at", "-updated_at", inRange},
+		{"placed_from=2026-11-01T15:00:00Z", "-placed_at", func(o api.Order) bool { return !o.PlacedAt.Before(base.Add(15 * time.Hour)) }},
+		{"placed_to=2026-11-01T02:00:00Z&sort=placed_at", "placed_at", func(o api.Order) bool { return o.PlacedAt.Before(base.Add(2 * time.Hour)) }},
+		{"status=shipped,delivered&customer_id=cus_b&placed_from=2026-11-01T04:00:00Z&placed_to=2026-11-01T10:00:00Z&sort=-total", "-total",
+			func(o api.Order) bool {
+				return (o.Status == "shipped" || o.Status == "delivered") && o.Customer.ID == "cus_b" && inRange(o)
+			}},
+	}
+	for _, tt := range tests {
+		want := sorted(all, tt.sort, tt.keep)
+		if len(want) == 0 && tt.query != "customer_id=nobody" {
+			t.Fatalf("%s: the fixture matches nothing; the test would prove little", tt.query)
+		}
+		ids, _ := listAll(t, srv, "/orders?"+tt.query, 3)
+		if !reflect.DeepEqual(ids, want) && !(len(ids) == 0 && len(want) == 0) {
+			t.Errorf("GET /orders?%s = %v\nwant %v", tt.query, ids, want)
+		}
+	}
+
+	// No match: an empty array and no cursor.
+	res, raw := do(t, srv, "/orders?customer_id=nobody")
+	if res.StatusCode != 200 || strings.TrimSpace(string(raw)) != `{"items":[]}` {
+		t.Errorf("empty list = %d %s, want {\"items\":[]}", res.StatusCode, raw)
+	}
+}
+
+func TestListOrdersRefusesBadInput(t *testing.T) {
+	t.Parallel()
+	m, _ := listFixture(t)
+	srv := ordersServer(t, m.pool, time.Second)
+
+	// Every bad parameter is listed in one answer.
+	res, raw := do(t, srv, "/orders?limit=0&status=lost&placed_from=yesterday&placed_to=2026-13-01&sort=colour&customer_id="+strings.Repeat("c", 201))
+	p := wantProblem(t, res, raw, 400, "invalid_parameter")
+	var fields []string
+	for _, e := range p.Errors {
+		fields = append(fields, e.Field)
+	}
+	if want := []string{"status", "placed_from", "placed_to", "limit", "customer_id", "sort"}; !reflect.DeepEqual(fields, want) {
+		t.Errorf("errors name %v, want %v", fields, want)
+	}
+	for _, q := range []string{"limit=101", "limit=ten", "sort=placed", "sort=id", "status=paid,lost"} {
+		res, raw := do(t, srv, "/orders?"+q)
+		wantProblem(t, res, raw, 400, "invalid_parameter")
+	}
+
+	// Cursors: malformed, forged, or from another sort.
+	first := list(t, srv, "/orders?sort=total&limit=5")
+	if first.NextCursor == nil {
+		t.Fatal("no next_cursor on a first page of 5")
+	}
+	forged := func(v string) string { return base64URL(v) }
+	for _, q := range []string{
+		"cursor=bm9wZQ", "cursor=%21%21%21", "cursor=" + forged(`{"s":"total","k":5,"id":"nope"}`),
+		"cursor=" + forged(`{"s":"total","id":"`+orderID(1)+`"}`),
+		"cursor=" + forged(`{"s":"placed_at","k":5,"id":"`+orderID(1)+`"}`),
+		"cursor=" + forged(`{"s":"total","k":"x","id":"`+orderID(1)+`"}`),
+		"sort=-total&cursor=" + *first.NextCursor, "sort=placed_at&cursor=" + *first.NextCursor,
+		"cursor=" + *first.NextCursor, // the default sort is -placed_at
+	} {
+		res, raw := do(t, srv, "/orders?"+q)
+		wantProblem(t, res, raw, 400, "invalid_cursor")
+	}
+	// The cursor with its own sort goes on.
+	if next := list(t, srv, "/orders?sort=total&limit=5&cursor="+*first.NextCursor); len(next.Items) != 5 || next.Items[0].ID == first.Items[0].ID {
+		t.Errorf("second page = %v", idsOf(next.Items))
+	}
+}
+
+func idsOf(orders []api.Order) []string {
+	ids := make([]string, len(orders))
+	for i, o := range orders {
+		ids[i] = o.ID
+	}
+	return ids
+}
+
+func byID(orders []api.Order) map[string]api.Order {
+	m := make(map[string]api.Order, len(orders))
+	for _, o := range orders {
+		m[o.ID] = o
+	}
+	return m
 }
