@@ -18,10 +18,12 @@ import (
 
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/projection"
+	"github.com/orders-oss/orders/internal/readmodel"
 	"github.com/orders-oss/orders/internal/testenv"
 	"github.com/orders-oss/orders/pkg/api"
 	commandapi "github.com/orders-oss/orders/services/command/httpapi"
 	"github.com/orders-oss/orders/services/outbox-relay/relay"
+	"github.com/orders-oss/orders/services/projector-orders/tableproj"
 	"github.com/orders-oss/orders/services/projector-search/projector"
 	"github.com/orders-oss/orders/services/projector-search/searchindex"
 	queryapi "github.com/orders-oss/orders/services/query/httpapi"
@@ -65,6 +67,10 @@ func TestCommandToSearch(t *testing.T) {
 	if err := eventstore.Migrate(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
+	gen, err := readmodel.Ensure(ctx, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
 	brokers, topic := testenv.KafkaBrokers(t), testenv.Topic(t, 3)
 	osc := testenv.OpenSearch(t)
 	prefix := testenv.IndexPrefix(t)
@@ -72,7 +78,7 @@ func TestCommandToSearch(t *testing.T) {
 
 	command := httptest.NewServer(commandapi.New(commandapi.Config{Store: eventstore.New(pool), Log: quiet, BodyLimit: "64KB", MaxRetries: 5, Ready: pool.Ping}))
 	defer command.Close()
-	query := httptest.NewServer(queryapi.New(queryapi.Config{Search: search.New(osc, alias), Log: quiet, Ready: func(context.Context) error { return nil }}))
+	query := httptest.NewServer(queryapi.New(queryapi.Config{Search: search.New(osc, alias), Orders: pool, MinVersionWait: 10 * time.Second, Log: quiet, Ready: func(context.Context) error { return nil }}))
 	defer query.Close()
 
 	producer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RequiredAcks(kgo.AllISRAcks()))
@@ -100,6 +106,21 @@ func TestCommandToSearch(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = loop.Run(ctx) }()
 	defer func() { cancel(); <-done }()
+	// projector-orders, as the service runs it.
+	tpark, err := tableproj.NewParking(ctx, pool, gen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tconsumer, err := kgo.NewClient(projection.ConsumerOptions(brokers, topic, testenv.Name(t)+"-orders")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tconsumer.Close()
+	tloop := &projection.Loop{Client: tconsumer, Handler: tableproj.Handler{Pool: pool, OnGeneration: tpark.Use}, Parking: tpark,
+		Topic: topic, Log: quiet, Metrics: projection.NewMetrics()}
+	tdone := make(chan struct{})
+	go func() { defer close(tdone); _ = tloop.Run(ctx) }()
+	defer func() { cancel(); <-tdone }()
 
 	names := []string{"Ada Lovelace", "Charles Babbage", "Grace Hopper", "Alan Turing"}
 	want := map[string]api.Order{}
@@ -146,6 +167,28 @@ func TestCommandToSearch(t *testing.T) {
 			t.Fatalf("search after 60 s: %+v; want %d orders at their final state and version", got, len(want))
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	// The read API serves each order from the orders table at its final state and version, with the
+	// same JSON as the command API (min_version: read-your-writes).
+	for id, w := range want {
+		res, err := http.Get(fmt.Sprintf("%s/orders/%s?min_version=%d", query.URL, id, w.Version))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		var got api.Order
+		if res.StatusCode != http.StatusOK || json.Unmarshal(raw, &got) != nil {
+			t.Fatalf("GET /orders/%s = %d %s", id, res.StatusCode, raw)
+		}
+		if res.Header.Get("X-Read-Model-Stale") != "" || res.Header.Get("ETag") != fmt.Sprintf("%q", fmt.Sprint(w.Version)) {
+			t.Errorf("GET /orders/%s: stale %q, ETag %q; want fresh at version %d", id, res.Header.Get("X-Read-Model-Stale"), res.Header.Get("ETag"), w.Version)
+		}
+		gotJSON, _ := json.Marshal(got)
+		wantJSON, _ := json.Marshal(w)
+		if string(gotJSON) != string(wantJSON) {
+			t.Errorf("GET /orders/%s =\n%s\nwant the command API's answer\n%s", id, gotJSON, wantJSON)
+		}
 	}
 	// Full text reaches the tracking number and the customer.
 	for q, wantName := range map[string]string{"JD0001": "Ada Lovelace", "hopper": "Grace Hopper"} {
