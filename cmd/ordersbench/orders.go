@@ -120,12 +120,12 @@ func benchOrders(ctx context.Context, cfg searchConfig, stdout io.Writer) error 
 			loop := &projection.Loop{Client: consumer, Handler: tableproj.Handler{Pool: pool, Generation: gen}, Parking: parking,
 				Topic: topic, Group: group, Log: quiet, Metrics: m}
 			start := time.Now()
-			for counted(m) < float64(len(recs)) {
+			for m.Seen() < float64(len(recs)) {
 				if err := loop.RunOnce(ctx); err != nil {
 					return 0, err
 				}
 				if time.Since(start) > 10*time.Minute {
-					return 0, fmt.Errorf("projector: %v of %d events after 10 minutes", counted(m), len(recs))
+					return 0, fmt.Errorf("projector: %v of %d events after 10 minutes", m.Seen(), len(recs))
 				}
 			}
 			return float64(len(recs)) / time.Since(start).Seconds(), nil
@@ -251,12 +251,12 @@ func ordersFreshness(ctx context.Context, cfg searchConfig, topic string, stamp 
 		return "", fmt.Errorf("freshness load: %d errors, first %v", res.Errors, res.FirstErr)
 	}
 	want := float64(res.Ops)
-	for deadline := time.Now().Add(60 * time.Second); counted(m) < want && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(60 * time.Second); m.Seen() < want && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond)
 	}
 	h := gatherHistogram(m.Registry, "projector_freshness_seconds")
 	out := fmt.Sprintf("%.0f orders/s placed; commit to read-model commit p50 ≤ %s, p99 ≤ %s (histogram bucket bounds; %d events projected for %d answered commands)",
-		res.PerSecond(), quantile(nil, h, 0.5), quantile(nil, h, 0.99), int64(counted(m)), res.Ops)
+		res.PerSecond(), quantile(nil, h, 0.5), quantile(nil, h, 0.99), int64(m.Seen()), res.Ops)
 	fmt.Fprintln(stdout, "freshness:", out)
 	return out, nil
 }

@@ -84,14 +84,14 @@ func benchSearch(ctx context.Context, cfg searchConfig, stdout io.Writer) error 
 		loop := &projection.Loop{Client: consumer, Handler: projector.Handler{Index: ix}, Parking: parking, Topic: topic, Group: prefix,
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m}
 		start := time.Now()
-		for counted(m) < float64(len(recs)) {
+		for m.Seen() < float64(len(recs)) {
 			if err := loop.RunOnce(ctx); err != nil {
 				consumer.Close()
 				return err
 			}
 			if time.Since(start) > 10*time.Minute {
 				consumer.Close()
-				return fmt.Errorf("projector: %v of %d events after 10 minutes", counted(m), len(recs))
+				return fmt.Errorf("projector: %v of %d events after 10 minutes", m.Seen(), len(recs))
 			}
 		}
 		projRates = append(projRates, float64(len(recs))/time.Since(start).Seconds())
@@ -145,21 +145,6 @@ relay and the projector running): %s
 `, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, cfg.Rounds, len(recs), len(finals), len(finals), pm, rm, 100*pm/rm, cfg.Load, fresh)
 	fmt.Fprintln(stdout, section)
 	return writeSection(cfg.Out, "search", section)
-}
-
-func counted(m *projection.Metrics) float64 {
-	fams, err := m.Registry.Gather()
-	if err != nil {
-		return 0
-	}
-	var n float64
-	for _, f := range fams {
-		switch f.GetName() {
-		case "projector_events_applied_total", "projector_duplicates_skipped_total", "projector_events_parked_total":
-			n += f.Metric[0].GetCounter().GetValue()
-		}
-	}
-	return n
 }
 
 // searchFreshness runs the whole write path into the search index under steady load and reads the
@@ -222,12 +207,12 @@ func searchFreshness(ctx context.Context, cfg searchConfig, osc *opensearch.Clie
 		return "", fmt.Errorf("freshness load: %d errors, first %v", res.Errors, res.FirstErr)
 	}
 	want := float64(res.Ops)
-	for deadline := time.Now().Add(60 * time.Second); counted(m) < want && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(60 * time.Second); m.Seen() < want && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond)
 	}
 	h := gatherHistogram(m.Registry, "projector_freshness_seconds")
 	out := fmt.Sprintf("%.0f orders/s placed; commit to index write p50 ≤ %s, p99 ≤ %s (histogram bucket bounds; %d events projected for %d answered commands)",
-		res.PerSecond(), quantile(nil, h, 0.5), quantile(nil, h, 0.99), int64(counted(m)), res.Ops)
+		res.PerSecond(), quantile(nil, h, 0.5), quantile(nil, h, 0.99), int64(m.Seen()), res.Ops)
 	fmt.Fprintln(stdout, "freshness:", out)
 	return out, nil
 }

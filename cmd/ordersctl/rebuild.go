@@ -241,7 +241,7 @@ func runRebuild(ctx context.Context, cfg rebuildConfig, gen generation, adm *kad
 		if err != nil {
 			return fmt.Errorf("replay: %w", err)
 		}
-		if n := countedEvents(m); n > seen {
+		if n := m.Seen(); n > seen {
 			p.add(int64(n - seen))
 			seen = n
 		}
@@ -286,21 +286,6 @@ func runRebuild(ctx context.Context, cfg rebuildConfig, gen generation, adm *kad
 			return nil
 		}
 	}
-}
-
-func countedEvents(m *projection.Metrics) float64 {
-	fams, err := m.Registry.Gather()
-	if err != nil {
-		return 0
-	}
-	var n float64
-	for _, f := range fams {
-		switch f.GetName() {
-		case "projector_events_applied_total", "projector_duplicates_skipped_total", "projector_events_parked_total":
-			n += f.Metric[0].GetCounter().GetValue()
-		}
-	}
-	return n
 }
 
 // groupLag is the records of the topic the group has not committed yet (all of them before its
@@ -441,7 +426,6 @@ type searchGeneration struct {
 	from, to string
 	ix       *searchindex.Index // the new index, by name
 	park     *projector.Parking
-	osc      *opensearch.Client
 	liveGrp  string
 	topic    string
 	parkName string
@@ -520,7 +504,7 @@ func prepareGeneration(ctx context.Context, cfg rebuildConfig, pool *pgxpool.Poo
 	if err != nil {
 		return nil, err
 	}
-	return &searchGeneration{live: live, from: targets[0], to: to, ix: searchindex.New(osc, to), park: park, osc: osc,
+	return &searchGeneration{live: live, from: targets[0], to: to, ix: searchindex.New(osc, to), park: park,
 		liveGrp: cfg.liveGroup, topic: cfg.topic, parkName: parkName}, nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -13,6 +12,7 @@ import (
 	"github.com/opensearch-project/opensearch-go/v2/opensearchapi"
 
 	"github.com/orders-oss/orders/internal/readmodel"
+	"github.com/orders-oss/orders/services/projector-search/searchindex"
 )
 
 // readModelStatus prints, per projector, which generation of its read model is live and how many
@@ -73,27 +73,13 @@ func searchModel(ctx context.Context, osURL, alias string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	res, err := opensearchapi.IndicesGetAliasRequest{Name: []string{alias}}.Do(ctx, osc)
+	indices, err := searchindex.New(osc, alias).Targets(ctx)
 	if err != nil {
 		return "", err
 	}
-	defer res.Body.Close()
-	if res.StatusCode == 404 {
+	if len(indices) == 0 {
 		return fmt.Sprintf("alias %s does not exist yet (projector-search creates it when it starts)", alias), nil
 	}
-	if res.IsError() {
-		b, _ := io.ReadAll(res.Body)
-		return "", fmt.Errorf("alias %s: %s: %.200s", alias, res.Status(), b)
-	}
-	var byIndex map[string]json.RawMessage
-	if err := json.NewDecoder(res.Body).Decode(&byIndex); err != nil {
-		return "", err
-	}
-	var indices []string
-	for ix := range byIndex {
-		indices = append(indices, ix)
-	}
-	sort.Strings(indices)
 	parked := "unknown"
 	pres, err := opensearchapi.SearchRequest{Index: []string{alias + "-parked"}, Body: strings.NewReader(
 		`{"size":0,"aggs":{"orders":{"cardinality":{"field":"order_id"}}}}`)}.Do(ctx, osc)

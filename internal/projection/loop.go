@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -84,6 +85,19 @@ func NewMetrics() *Metrics {
 	}
 	m.Registry.MustRegister(m.Applied, m.Duplicates, m.Parked, m.ParkedOrders, m.Freshness, m.Lag)
 	return m
+}
+
+// Seen is how many events the projector has accounted for: applied, skipped as duplicates, or
+// parked (a replay or rebuild is done when it reaches the records it had to read).
+func (m *Metrics) Seen() float64 {
+	var n float64
+	for _, c := range []prometheus.Counter{m.Applied, m.Duplicates, m.Parked} {
+		var d dto.Metric
+		if c.Write(&d) == nil {
+			n += d.GetCounter().GetValue()
+		}
+	}
+	return n
 }
 
 // ConsumerOptions are the kgo options a Loop's client needs.

@@ -242,3 +242,13 @@ func TestGapGraceHoldsThenParks(t *testing.T) {
 		t.Errorf("a failure that is not a gap = %v, want nil (park at once)", err)
 	}
 }
+
+func TestSeenCountsAppliedDuplicatesAndParked(t *testing.T) {
+	m := NewMetrics()
+	m.Applied.Add(2)
+	m.Duplicates.Inc()
+	m.Parked.Add(3)
+	if got := m.Seen(); got != 6 {
+		t.Errorf("Seen = %v, want 6", got)
+	}
+}
