@@ -59,7 +59,7 @@ func benchEvents(topic string, n int) ([]*kgo.Record, []api.Order, error) {
 			recs = append(recs, rec)
 			st = order.Evolve(st, env, p)
 		}
-		finals = append(finals, api.FromState(st))
+		finals = append(finals, st.View())
 	}
 	return recs, finals, nil
 }

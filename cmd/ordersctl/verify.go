@@ -117,14 +117,14 @@ func verify(ctx context.Context, args []string, getenv func(string) string, stdo
 			return err
 		}
 		for _, id := range chunk {
-			want := api.FromState(states[id])
+			want := states[id].View()
 			got, ok := docs[id]
 			switch {
 			case !ok:
 				diffs = append(diffs, fmt.Sprintf("missing  %s (version %d in the event store)", id, want.Version))
 			case got.Version != want.Version:
 				diffs = append(diffs, fmt.Sprintf("version  %s: read model %d, event store %d", id, got.Version, want.Version))
-			case !reflect.DeepEqual(api.ToState(got), api.ToState(want)):
+			case !reflect.DeepEqual(order.FromView(got), order.FromView(want)):
 				g, _ := json.Marshal(got)
 				w, _ := json.Marshal(want)
 				diffs = append(diffs, fmt.Sprintf("fields   %s at version %d differ:\n         read model:  %s\n         event store: %s", id, want.Version, g, w))

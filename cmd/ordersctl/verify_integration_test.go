@@ -91,7 +91,7 @@ func TestVerifySearchFindsEveryDifference(t *testing.T) {
 	if err != nil || res.IsError() {
 		t.Fatalf("overwrite: %v %v", err, res)
 	}
-	extra := api.FromState(order.State{ID: "not-in-store", Version: 1, Status: order.StatusPlaced})
+	extra := order.State{ID: "not-in-store", Version: 1, Status: order.StatusPlaced}.View()
 	if _, err := ix.Write(ctx, []api.Order{extra}, true); err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,12 @@
 // Package api holds the JSON shapes the orders HTTP APIs answer with, shared by the command API and the
-// query API so an order looks the same wherever it is read.
+// query API so an order looks the same wherever it is read. It is pure types: no behaviour and no
+// import of the module's internal packages, so clients outside this module can use it (the domain
+// converts its state to these shapes: internal/order, view.go).
 package api
 
 import (
 	"time"
 
-	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/pkg/events"
 )
 
@@ -42,44 +43,4 @@ type Shipment struct {
 type Cancellation struct {
 	Reason    string `json:"reason"`
 	RefundDue int64  `json:"refund_due"`
-}
-
-// FromState shows a folded order.
-func FromState(s order.State) Order {
-	o := Order{ID: s.ID, Version: s.Version, Status: string(s.Status), Currency: s.Currency, Total: s.Total,
-		Items: s.Items, Customer: s.Customer, ShippingAddress: s.ShippingAddress, PlacedAt: s.PlacedAt, UpdatedAt: s.UpdatedAt}
-	if o.Items == nil {
-		o.Items = []events.LineItem{}
-	}
-	if s.PaymentReference != "" {
-		o.Payment = &Payment{Amount: s.PaidAmount, Reference: s.PaymentReference}
-	}
-	if s.TrackingNumber != "" {
-		o.Shipment = &Shipment{Carrier: s.Carrier, TrackingNumber: s.TrackingNumber}
-	}
-	if s.Status == order.StatusCancelled {
-		o.Cancellation = &Cancellation{Reason: s.CancelReason, RefundDue: s.RefundDue}
-	}
-	return o
-}
-
-// ToState is the inverse of FromState: it rebuilds the folded state from an order's API shape (the
-// search projector keeps its documents in this shape and evolves them further).
-func ToState(o Order) order.State {
-	s := order.State{ID: o.ID, Version: o.Version, Status: order.Status(o.Status), Customer: o.Customer,
-		ShippingAddress: o.ShippingAddress, Currency: o.Currency, Items: o.Items, Total: o.Total,
-		PlacedAt: o.PlacedAt, UpdatedAt: o.UpdatedAt}
-	if len(s.Items) == 0 {
-		s.Items = nil
-	}
-	if o.Payment != nil {
-		s.PaidAmount, s.PaymentReference = o.Payment.Amount, o.Payment.Reference
-	}
-	if o.Shipment != nil {
-		s.Carrier, s.TrackingNumber = o.Shipment.Carrier, o.Shipment.TrackingNumber
-	}
-	if o.Cancellation != nil {
-		s.CancelReason, s.RefundDue = o.Cancellation.Reason, o.Cancellation.RefundDue
-	}
-	return s
 }

@@ -27,7 +27,6 @@ import (
 	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/internal/readmodel"
 	"github.com/orders-oss/orders/internal/testenv"
-	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/pkg/events"
 )
 
@@ -175,7 +174,7 @@ func TestKillBetweenWriteAndCommit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := api.ToState(docs[id]); !reflect.DeepEqual(got, want) {
+		if got := order.FromView(docs[id]); !reflect.DeepEqual(got, want) {
 			t.Fatalf("order %s = %+v, want the fold of its history %+v", id, got, want)
 		}
 	}

@@ -20,7 +20,6 @@ import (
 	"github.com/orders-oss/orders/internal/httpserver"
 	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/internal/problem"
-	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/pkg/events"
 )
 
@@ -201,7 +200,7 @@ func (s *server) placeOrder(c echo.Context) error {
 	for i, p := range payloads {
 		st = order.Evolve(st, events.Envelope{OrderID: id, Version: int64(i + 1), OccurredAt: evs[i].OccurredAt}, p)
 	}
-	view := api.FromState(st)
+	view := st.View()
 	resp, err := json.Marshal(view)
 	if err != nil {
 		return err
@@ -300,7 +299,7 @@ func (s *server) command(d decider) echo.HandlerFunc {
 			return err
 		}
 		c.Response().Header().Set("ETag", etag(state.Version))
-		return c.JSON(http.StatusOK, api.FromState(state))
+		return c.JSON(http.StatusOK, state.View())
 	}
 }
 

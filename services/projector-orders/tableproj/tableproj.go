@@ -107,7 +107,7 @@ func (h Handler) Apply(ctx context.Context, batch []projection.Event, ends []pro
 		for _, id := range valid {
 			var st order.State
 			if doc, ok := current[id]; ok {
-				st = api.ToState(doc)
+				st = order.FromView(doc)
 			}
 			n := 0
 			for _, e := range byOrder[id] {
@@ -125,7 +125,7 @@ func (h Handler) Apply(ctx context.Context, batch []projection.Event, ends []pro
 				n++
 			}
 			if n > 0 && res.Failed[id] == nil {
-				changes = append(changes, change{api.FromState(st), n})
+				changes = append(changes, change{st.View(), n})
 			}
 		}
 		docs := make([]api.Order, len(changes))

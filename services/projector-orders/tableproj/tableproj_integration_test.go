@@ -136,7 +136,7 @@ func TestApplyFoldsIdempotentlyAndRefusesGaps(t *testing.T) {
 	}
 	docs := current(t, pool, gen, a, b)
 	wantA, _ := order.Fold(aEnvs)
-	if got := api.ToState(docs[a]); !reflect.DeepEqual(got, wantA) {
+	if got := order.FromView(docs[a]); !reflect.DeepEqual(got, wantA) {
 		t.Errorf("row of a = %+v, want the fold %+v", got, wantA)
 	}
 	if docs[b].Version != 1 || docs[b].Status != "placed" {
@@ -329,7 +329,7 @@ func TestLoopParksPoisonAndIgnoresRedelivery(t *testing.T) {
 	})
 	docs := current(t, e.pool, e.gen, a, b, c)
 	want, _ := order.Fold(aEnvs)
-	if got := api.ToState(docs[a]); !reflect.DeepEqual(got, want) {
+	if got := order.FromView(docs[a]); !reflect.DeepEqual(got, want) {
 		t.Errorf("row of a = %+v, want the fold %+v", got, want)
 	}
 	if _, ok := docs[c]; ok {

@@ -20,7 +20,6 @@ import (
 	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/internal/projection"
 	"github.com/orders-oss/orders/internal/testenv"
-	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/pkg/events"
 	"github.com/orders-oss/orders/services/projector-search/projector"
 	"github.com/orders-oss/orders/services/projector-search/searchindex"
@@ -133,7 +132,7 @@ func TestLoopProjectsParksAndIgnoresRedelivery(t *testing.T) {
 	})
 	docs, _ := e.ix.Get(ctx, []string{a, b, c})
 	want, _ := order.Fold(aEnvs)
-	if got := api.ToState(docs[a]); !reflect.DeepEqual(got, want) {
+	if got := order.FromView(docs[a]); !reflect.DeepEqual(got, want) {
 		t.Errorf("document of a = %+v, want the fold %+v", got, want)
 	}
 	if _, ok := docs[c]; ok {

@@ -63,7 +63,7 @@ func Apply(ctx context.Context, ix *searchindex.Index, batch []Event) (Result, e
 	for _, id := range ids {
 		var st order.State
 		if doc, ok := current[id]; ok {
-			st = api.ToState(doc)
+			st = order.FromView(doc)
 		}
 		n := 0
 		for _, e := range byOrder[id] {
@@ -82,7 +82,7 @@ func Apply(ctx context.Context, ix *searchindex.Index, batch []Event) (Result, e
 			n++
 		}
 		if n > 0 && res.Failed[id] == nil {
-			docs = append(docs, api.FromState(st))
+			docs = append(docs, st.View())
 			applied[id] = n
 		}
 	}

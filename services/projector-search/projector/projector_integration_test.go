@@ -12,7 +12,6 @@ import (
 
 	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/internal/testenv"
-	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/pkg/events"
 	"github.com/orders-oss/orders/services/projector-search/projector"
 	"github.com/orders-oss/orders/services/projector-search/searchindex"
@@ -82,7 +81,7 @@ func TestApplyFoldsIdempotentlyAndRefusesGaps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := api.ToState(docs[a]); !reflect.DeepEqual(got, want) {
+	if got := order.FromView(docs[a]); !reflect.DeepEqual(got, want) {
 		t.Errorf("document of a = %+v, want the domain's fold %+v", got, want)
 	}
 	if docs[b].Version != 1 || docs[b].Status != "placed" {
