@@ -21,10 +21,10 @@ import (
 	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/internal/projection"
 	"github.com/orders-oss/orders/internal/readmodel"
+	"github.com/orders-oss/orders/internal/relay"
 	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/pkg/events"
 	"github.com/orders-oss/orders/services/command/httpapi"
-	"github.com/orders-oss/orders/services/outbox-relay/relay"
 	"github.com/orders-oss/orders/services/projector-orders/tableproj"
 )
 

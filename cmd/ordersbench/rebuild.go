@@ -23,9 +23,9 @@ import (
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/loadgen"
 	"github.com/orders-oss/orders/internal/readmodel"
+	"github.com/orders-oss/orders/internal/relay"
 	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/services/command/httpapi"
-	"github.com/orders-oss/orders/services/outbox-relay/relay"
 	"github.com/orders-oss/orders/services/projector-search/searchindex"
 )
 

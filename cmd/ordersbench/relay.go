@@ -19,8 +19,8 @@ import (
 
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/loadgen"
+	"github.com/orders-oss/orders/internal/relay"
 	"github.com/orders-oss/orders/services/command/httpapi"
-	"github.com/orders-oss/orders/services/outbox-relay/relay"
 )
 
 type relayConfig struct {

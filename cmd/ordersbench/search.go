@@ -20,8 +20,8 @@ import (
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/loadgen"
 	"github.com/orders-oss/orders/internal/projection"
+	"github.com/orders-oss/orders/internal/relay"
 	"github.com/orders-oss/orders/services/command/httpapi"
-	"github.com/orders-oss/orders/services/outbox-relay/relay"
 	"github.com/orders-oss/orders/services/projector-search/projector"
 	"github.com/orders-oss/orders/services/projector-search/searchindex"
 )

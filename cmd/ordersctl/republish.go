@@ -12,7 +12,7 @@ import (
 
 	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/eventstore"
-	"github.com/orders-oss/orders/services/outbox-relay/relay"
+	"github.com/orders-oss/orders/internal/relay"
 )
 
 func republish(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -24,7 +24,7 @@ import (
 	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/httpserver"
 	"github.com/orders-oss/orders/internal/problem"
-	"github.com/orders-oss/orders/services/outbox-relay/relay"
+	"github.com/orders-oss/orders/internal/relay"
 )
 
 func main() {

@@ -23,9 +23,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orders-oss/orders/internal/eventstore"
+	"github.com/orders-oss/orders/internal/relay"
 	"github.com/orders-oss/orders/internal/testenv"
 	"github.com/orders-oss/orders/pkg/events"
-	"github.com/orders-oss/orders/services/outbox-relay/relay"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
