@@ -16,18 +16,16 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/projection"
 	"github.com/orders-oss/orders/internal/readmodel"
 	"github.com/orders-oss/orders/internal/relay"
+	"github.com/orders-oss/orders/internal/searchindex"
 	"github.com/orders-oss/orders/internal/testenv"
 	"github.com/orders-oss/orders/pkg/api"
 	commandapi "github.com/orders-oss/orders/services/command/httpapi"
-	"github.com/orders-oss/orders/services/projector-orders/tableproj"
-	"github.com/orders-oss/orders/services/projector-search/projector"
-	"github.com/orders-oss/orders/services/projector-search/searchindex"
 	queryapi "github.com/orders-oss/orders/services/query/httpapi"
-	"github.com/orders-oss/orders/services/query/search"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -76,9 +74,9 @@ func TestCommandToSearch(t *testing.T) {
 	prefix := testenv.IndexPrefix(t)
 	alias := prefix + "-orders"
 
-	command := httptest.NewServer(commandapi.New(commandapi.Config{Store: eventstore.New(pool), Log: quiet, BodyLimit: "64KB", MaxRetries: 5, Ready: pool.Ping}))
+	command := httptest.NewServer(commandapi.New(commandapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5}, Log: quiet, BodyLimit: "64KB", Ready: pool.Ping}))
 	defer command.Close()
-	query := httptest.NewServer(queryapi.New(queryapi.Config{Search: search.New(osc, alias), Orders: pool, MinVersionWait: 10 * time.Second, Log: quiet, Ready: func(context.Context) error { return nil }}))
+	query := httptest.NewServer(queryapi.New(queryapi.Config{Search: searchindex.New(osc, alias), Orders: pool, MinVersionWait: 10 * time.Second, Log: quiet, Ready: func(context.Context) error { return nil }}))
 	defer query.Close()
 
 	producer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RequiredAcks(kgo.AllISRAcks()))
@@ -93,7 +91,7 @@ func TestCommandToSearch(t *testing.T) {
 	if err := ix.Ensure(ctx, prefix+"-orders-v1"); err != nil {
 		t.Fatal(err)
 	}
-	parking, err := projector.NewParking(ctx, osc, alias+"-parked")
+	parking, err := searchindex.NewParking(ctx, osc, alias+"-parked")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,12 +100,12 @@ func TestCommandToSearch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer consumer.Close()
-	loop := &projection.Loop{Client: consumer, Handler: projector.Handler{Index: ix}, Parking: parking, Topic: topic, Log: quiet, Metrics: projection.NewMetrics()}
+	loop := &projection.Loop{Client: consumer, Handler: searchindex.Handler{Index: ix}, Parking: parking, Topic: topic, Log: quiet, Metrics: projection.NewMetrics()}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = loop.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	// projector-orders, as the service runs it.
-	tpark, err := tableproj.NewParking(ctx, pool, gen)
+	tpark, err := readmodel.NewParking(ctx, pool, gen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +114,7 @@ func TestCommandToSearch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tconsumer.Close()
-	tloop := &projection.Loop{Client: tconsumer, Handler: tableproj.Handler{Pool: pool, OnGeneration: tpark.Use}, Parking: tpark,
+	tloop := &projection.Loop{Client: tconsumer, Handler: readmodel.Handler{Pool: pool, OnGeneration: tpark.Use}, Parking: tpark,
 		Topic: topic, Log: quiet, Metrics: projection.NewMetrics()}
 	tdone := make(chan struct{})
 	go func() { defer close(tdone); _ = tloop.Run(ctx) }()

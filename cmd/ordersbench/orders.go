@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/loadgen"
 	"github.com/orders-oss/orders/internal/order"
@@ -25,7 +26,6 @@ import (
 	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/pkg/events"
 	"github.com/orders-oss/orders/services/command/httpapi"
-	"github.com/orders-oss/orders/services/projector-orders/tableproj"
 )
 
 // benchEvents builds the records of n events for a topic: n/4 orders, each placed, given an item,
@@ -107,7 +107,7 @@ func benchOrders(ctx context.Context, cfg searchConfig, stdout io.Writer) error 
 			if err != nil {
 				return 0, err
 			}
-			parking, err := tableproj.NewParking(ctx, pool, gen)
+			parking, err := readmodel.NewParking(ctx, pool, gen)
 			if err != nil {
 				return 0, err
 			}
@@ -117,7 +117,7 @@ func benchOrders(ctx context.Context, cfg searchConfig, stdout io.Writer) error 
 			}
 			defer consumer.Close()
 			m := projection.NewMetrics()
-			loop := &projection.Loop{Client: consumer, Handler: tableproj.Handler{Pool: pool, Generation: gen}, Parking: parking,
+			loop := &projection.Loop{Client: consumer, Handler: readmodel.Handler{Pool: pool, Generation: gen}, Parking: parking,
 				Topic: topic, Group: group, Log: quiet, Metrics: m}
 			start := time.Now()
 			for m.Seen() < float64(len(recs)) {
@@ -216,7 +216,7 @@ func ordersFreshness(ctx context.Context, cfg searchConfig, topic string, stamp 
 	if err != nil {
 		return "", err
 	}
-	parking, err := tableproj.NewParking(ctx, pool, gen)
+	parking, err := readmodel.NewParking(ctx, pool, gen)
 	if err != nil {
 		return "", err
 	}
@@ -234,7 +234,7 @@ func ordersFreshness(ctx context.Context, cfg searchConfig, topic string, stamp 
 	}
 	defer consumer.Close()
 	m := projection.NewMetrics()
-	loop := &projection.Loop{Client: consumer, Handler: tableproj.Handler{Pool: pool, Generation: gen}, Parking: parking,
+	loop := &projection.Loop{Client: consumer, Handler: readmodel.Handler{Pool: pool, Generation: gen}, Parking: parking,
 		Topic: topic, Group: group, Log: quiet, Metrics: m}
 	r := relay.New(relay.Config{Pool: pool, Client: producer, Topic: topic, Log: quiet})
 	rctx, stop := context.WithCancel(ctx)
@@ -243,7 +243,7 @@ func ordersFreshness(ctx context.Context, cfg searchConfig, topic string, stamp 
 	go func() { _ = loop.Run(rctx) }()
 	time.Sleep(2 * time.Second) // let the consumer join its group
 
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Store: eventstore.New(pool), Log: quiet, BodyLimit: "256KB", MaxRetries: 5, Ready: pool.Ping}))
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5}, Log: quiet, BodyLimit: "256KB", Ready: pool.Ping}))
 	defer srv.Close()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	res := loadgen.Run(ctx, 8, cfg.Load, func(ctx context.Context, _, _ int) error { return postOrder(ctx, hc, srv.URL) })

@@ -20,13 +20,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/loadgen"
 	"github.com/orders-oss/orders/internal/readmodel"
 	"github.com/orders-oss/orders/internal/relay"
+	"github.com/orders-oss/orders/internal/searchindex"
 	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/services/command/httpapi"
-	"github.com/orders-oss/orders/services/projector-search/searchindex"
 )
 
 // benchRebuild times `ordersctl projector rebuild orders` and `... search` (the real binary) over a
@@ -154,7 +155,7 @@ func benchRebuild(ctx context.Context, cfg searchConfig, stdout io.Writer) error
 		return err
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Store: eventstore.New(pool), Log: quiet, BodyLimit: "256KB", MaxRetries: 5, Ready: pool.Ping}))
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5}, Log: quiet, BodyLimit: "256KB", Ready: pool.Ping}))
 	defer srv.Close()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	res := loadgen.Run(ctx, 8, cfg.Load, func(ctx context.Context, _, _ int) error { return postOrder(ctx, hc, srv.URL) })

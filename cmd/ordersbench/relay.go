@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/loadgen"
 	"github.com/orders-oss/orders/internal/relay"
@@ -212,8 +213,8 @@ func claimOnly(ctx context.Context, pool *pgxpool.Pool, batch int) (int, error) 
 // sustained runs POST /orders at 8 clients for d with the relay publishing, samples the outbox backlog
 // every second, and reads commit-to-ack percentiles from the relay's histogram.
 func sustained(ctx context.Context, pool *pgxpool.Pool, r *relay.Relay, d time.Duration, stdout io.Writer) (string, error) {
-	api := httptest.NewServer(httpapi.New(httpapi.Config{Store: eventstore.New(pool), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		BodyLimit: "256KB", MaxRetries: 5, Ready: pool.Ping}))
+	api := httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		BodyLimit: "256KB", Ready: pool.Ping}))
 	defer api.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	before := histogram(r)

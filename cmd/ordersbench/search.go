@@ -17,13 +17,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/loadgen"
 	"github.com/orders-oss/orders/internal/projection"
 	"github.com/orders-oss/orders/internal/relay"
+	"github.com/orders-oss/orders/internal/searchindex"
 	"github.com/orders-oss/orders/services/command/httpapi"
-	"github.com/orders-oss/orders/services/projector-search/projector"
-	"github.com/orders-oss/orders/services/projector-search/searchindex"
 )
 
 type searchConfig struct {
@@ -72,7 +72,7 @@ func benchSearch(ctx context.Context, cfg searchConfig, stdout io.Writer) error 
 		if err := ix.Ensure(ctx, prefix+"-orders-v1"); err != nil {
 			return err
 		}
-		parking, err := projector.NewParking(ctx, osc, prefix+"-orders-parked")
+		parking, err := searchindex.NewParking(ctx, osc, prefix+"-orders-parked")
 		if err != nil {
 			return err
 		}
@@ -81,7 +81,7 @@ func benchSearch(ctx context.Context, cfg searchConfig, stdout io.Writer) error 
 			return err
 		}
 		m := projection.NewMetrics()
-		loop := &projection.Loop{Client: consumer, Handler: projector.Handler{Index: ix}, Parking: parking, Topic: topic, Group: prefix,
+		loop := &projection.Loop{Client: consumer, Handler: searchindex.Handler{Index: ix}, Parking: parking, Topic: topic, Group: prefix,
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m}
 		start := time.Now()
 		for m.Seen() < float64(len(recs)) {
@@ -179,7 +179,7 @@ func searchFreshness(ctx context.Context, cfg searchConfig, osc *opensearch.Clie
 			res.Body.Close()
 		}
 	}()
-	parking, err := projector.NewParking(ctx, osc, prefix+"-orders-parked")
+	parking, err := searchindex.NewParking(ctx, osc, prefix+"-orders-parked")
 	if err != nil {
 		return "", err
 	}
@@ -191,7 +191,7 @@ func searchFreshness(ctx context.Context, cfg searchConfig, osc *opensearch.Clie
 	}
 	defer consumer.Close()
 	m := projection.NewMetrics()
-	loop := &projection.Loop{Client: consumer, Handler: projector.Handler{Index: ix}, Parking: parking, Topic: topic, Group: prefix, Log: quiet, Metrics: m}
+	loop := &projection.Loop{Client: consumer, Handler: searchindex.Handler{Index: ix}, Parking: parking, Topic: topic, Group: prefix, Log: quiet, Metrics: m}
 	r := relay.New(relay.Config{Pool: pool, Client: producer, Topic: topic, Log: quiet})
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -199,7 +199,7 @@ func searchFreshness(ctx context.Context, cfg searchConfig, osc *opensearch.Clie
 	go func() { _ = loop.Run(rctx) }()
 	time.Sleep(2 * time.Second) // let the consumer join its group
 
-	api := httptest.NewServer(httpapi.New(httpapi.Config{Store: eventstore.New(pool), Log: quiet, BodyLimit: "256KB", MaxRetries: 5, Ready: pool.Ping}))
+	api := httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5}, Log: quiet, BodyLimit: "256KB", Ready: pool.Ping}))
 	defer api.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	res := loadgen.Run(ctx, 8, cfg.Load, func(ctx context.Context, _, _ int) error { return postOrder(ctx, client, api.URL) })

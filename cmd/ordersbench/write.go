@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/loadgen"
 	"github.com/orders-oss/orders/services/command/httpapi"
@@ -68,8 +69,8 @@ func benchWrite(ctx context.Context, cfg writeConfig, stdout io.Writer) error {
 		return err
 	}
 
-	api := httptest.NewServer(httpapi.New(httpapi.Config{Store: eventstore.New(pool), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		BodyLimit: "256KB", MaxRetries: 5, Ready: pool.Ping}))
+	api := httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		BodyLimit: "256KB", Ready: pool.Ping}))
 	defer api.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxIdleConns: 64}}
 

@@ -20,10 +20,8 @@ import (
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/projection"
 	"github.com/orders-oss/orders/internal/readmodel"
+	"github.com/orders-oss/orders/internal/searchindex"
 	"github.com/orders-oss/orders/pkg/events"
-	"github.com/orders-oss/orders/services/projector-orders/tableproj"
-	"github.com/orders-oss/orders/services/projector-search/projector"
-	"github.com/orders-oss/orders/services/projector-search/searchindex"
 )
 
 const rebuildUsage = `usage: ordersctl projector rebuild orders|search [--in-place] [--backfill]
@@ -395,12 +393,12 @@ func backfill(ctx context.Context, pool *pgxpool.Pool, gen generation, stdout io
 type ordersGeneration struct {
 	pool     *pgxpool.Pool
 	from, to int
-	park     *tableproj.Parking
+	park     *readmodel.Parking
 }
 
 func (g *ordersGeneration) name() string { return readmodel.Schema(g.to) }
 func (g *ordersGeneration) handler() projection.Handler {
-	return tableproj.Handler{Pool: g.pool, Generation: g.to}
+	return readmodel.Handler{Pool: g.pool, Generation: g.to}
 }
 func (g *ordersGeneration) parking() projection.Parking { return g.park }
 func (g *ordersGeneration) swap(ctx context.Context) (bool, error) {
@@ -425,7 +423,7 @@ type searchGeneration struct {
 	live     *searchindex.Index // through the alias
 	from, to string
 	ix       *searchindex.Index // the new index, by name
-	park     *projector.Parking
+	park     *projection.ParkedSet
 	liveGrp  string
 	topic    string
 	parkName string
@@ -433,7 +431,7 @@ type searchGeneration struct {
 
 func (g *searchGeneration) name() string { return g.to }
 func (g *searchGeneration) handler() projection.Handler {
-	return projector.Handler{Index: g.ix}
+	return searchindex.Handler{Index: g.ix}
 }
 func (g *searchGeneration) parking() projection.Parking { return g.park }
 func (g *searchGeneration) swap(ctx context.Context) (bool, error) {
@@ -474,7 +472,7 @@ func prepareGeneration(ctx context.Context, cfg rebuildConfig, pool *pgxpool.Poo
 		if err != nil {
 			return nil, err
 		}
-		park, err := tableproj.NewParking(ctx, pool, to)
+		park, err := readmodel.NewParking(ctx, pool, to)
 		if err != nil {
 			return nil, err
 		}
@@ -500,7 +498,7 @@ func prepareGeneration(ctx context.Context, cfg rebuildConfig, pool *pgxpool.Poo
 	if err := live.DeleteIndex(ctx, parkName); err != nil {
 		return nil, err
 	}
-	park, err := projector.NewParking(ctx, osc, parkName)
+	park, err := searchindex.NewParking(ctx, osc, parkName)
 	if err != nil {
 		return nil, err
 	}
@@ -544,11 +542,11 @@ func prepareInPlace(ctx context.Context, cfg rebuildConfig, adm *kadm.Client, gr
 		if err := readmodel.Clear(ctx, pool, live); err != nil {
 			return nil, fmt.Errorf("clear %s: %w", readmodel.Schema(live), err)
 		}
-		park, err := tableproj.NewParking(ctx, pool, live)
+		park, err := readmodel.NewParking(ctx, pool, live)
 		if err != nil {
 			return nil, err
 		}
-		g = &inPlaceGeneration{label: readmodel.Schema(live) + " (in place)", h: tableproj.Handler{Pool: pool, Generation: live}, park: park}
+		g = &inPlaceGeneration{label: readmodel.Schema(live) + " (in place)", h: readmodel.Handler{Pool: pool, Generation: live}, park: park}
 	} else {
 		live := searchindex.New(osc, cfg.alias)
 		index, err := live.Recreate(ctx)
@@ -558,11 +556,11 @@ func prepareInPlace(ctx context.Context, cfg rebuildConfig, adm *kadm.Client, gr
 		if err := live.DeleteIndex(ctx, cfg.alias+"-parked"); err != nil {
 			return nil, err
 		}
-		park, err := projector.NewParking(ctx, osc, cfg.alias+"-parked")
+		park, err := searchindex.NewParking(ctx, osc, cfg.alias+"-parked")
 		if err != nil {
 			return nil, err
 		}
-		g = &inPlaceGeneration{label: index + " (in place)", h: projector.Handler{Index: live}, park: park}
+		g = &inPlaceGeneration{label: index + " (in place)", h: searchindex.Handler{Index: live}, park: park}
 	}
 	committed, err := adm.CommitOffsets(ctx, group, starts.Offsets())
 	if err == nil {

@@ -24,16 +24,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/projection"
 	"github.com/orders-oss/orders/internal/readmodel"
 	"github.com/orders-oss/orders/internal/relay"
+	"github.com/orders-oss/orders/internal/searchindex"
 	"github.com/orders-oss/orders/internal/testenv"
 	"github.com/orders-oss/orders/pkg/api"
 	commandapi "github.com/orders-oss/orders/services/command/httpapi"
-	"github.com/orders-oss/orders/services/projector-orders/tableproj"
-	"github.com/orders-oss/orders/services/projector-search/projector"
-	"github.com/orders-oss/orders/services/projector-search/searchindex"
 )
 
 // liveStack is the whole write path and both live projectors, in process, on the test's own
@@ -81,7 +80,7 @@ func newLiveStack(t *testing.T) *liveStack {
 			res.Body.Close()
 		}
 	})
-	s.command = httptest.NewServer(commandapi.New(commandapi.Config{Store: eventstore.New(pool), Log: quietLog, BodyLimit: "64KB", MaxRetries: 5, Ready: pool.Ping}))
+	s.command = httptest.NewServer(commandapi.New(commandapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5}, Log: quietLog, BodyLimit: "64KB", Ready: pool.Ping}))
 	t.Cleanup(s.command.Close)
 	producer, err := kgo.NewClient(kgo.SeedBrokers(s.brokers...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(time.Millisecond))
 	if err != nil {
@@ -106,19 +105,19 @@ func (s *liveStack) startProjectors() (stop func()) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	tpark, err := tableproj.NewParking(ctx, s.pool, gen)
+	tpark, err := readmodel.NewParking(ctx, s.pool, gen)
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	spark, err := projector.NewParking(ctx, s.osc, s.alias+"-parked")
+	spark, err := searchindex.NewParking(ctx, s.osc, s.alias+"-parked")
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	var wg sync.WaitGroup
 	var clients []*kgo.Client
 	for _, l := range []*projection.Loop{
-		{Handler: tableproj.Handler{Pool: s.pool, OnGeneration: tpark.Use}, Parking: tpark, Group: s.env["PROJECTOR_ORDERS_GROUP"]},
-		{Handler: projector.Handler{Index: searchindex.New(s.osc, s.alias)}, Parking: spark, Group: s.env["PROJECTOR_SEARCH_GROUP"], GapGrace: 10 * time.Second},
+		{Handler: readmodel.Handler{Pool: s.pool, OnGeneration: tpark.Use}, Parking: tpark, Group: s.env["PROJECTOR_ORDERS_GROUP"]},
+		{Handler: searchindex.Handler{Index: searchindex.New(s.osc, s.alias)}, Parking: spark, Group: s.env["PROJECTOR_SEARCH_GROUP"], GapGrace: 10 * time.Second},
 	} {
 		cl, err := kgo.NewClient(projection.ConsumerOptions(s.brokers, s.topic, l.Group)...)
 		if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/opensearch-project/opensearch-go/v2/opensearchapi"
 
 	"github.com/orders-oss/orders/internal/readmodel"
-	"github.com/orders-oss/orders/services/projector-search/searchindex"
+	"github.com/orders-oss/orders/internal/searchindex"
 )
 
 // readModelStatus prints, per projector, which generation of its read model is live and how many

@@ -17,9 +17,9 @@ import (
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/internal/readmodel"
+	"github.com/orders-oss/orders/internal/searchindex"
 	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/pkg/events"
-	"github.com/orders-oss/orders/services/projector-search/searchindex"
 )
 
 // errDifferences: verify found differences (exit code 1, after printing them).

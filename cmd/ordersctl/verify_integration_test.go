@@ -17,11 +17,11 @@ import (
 
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/order"
+	"github.com/orders-oss/orders/internal/projection"
+	"github.com/orders-oss/orders/internal/searchindex"
 	"github.com/orders-oss/orders/internal/testenv"
 	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/pkg/events"
-	"github.com/orders-oss/orders/services/projector-search/projector"
-	"github.com/orders-oss/orders/services/projector-search/searchindex"
 )
 
 func TestVerifySearchFindsEveryDifference(t *testing.T) {
@@ -51,7 +51,7 @@ func TestVerifySearchFindsEveryDifference(t *testing.T) {
 		payloads := []events.Payload{events.OrderPlaced{Customer: events.Customer{ID: "c", Name: "Ada", Email: "ada@example.com"},
 			ShippingAddress: events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"}, Currency: "EUR",
 			Items: []events.LineItem{{SKU: "A", Name: "a", Quantity: 1, UnitPrice: 10}}}, events.PaymentConfirmed{Amount: 10, Currency: "EUR", Reference: "p"}}
-		var batch []projector.Event
+		var batch []projection.Event
 		for v, p := range payloads {
 			typ, sv, data, _ := events.Encode(p)
 			got, err := store.Append(ctx, eventstore.AppendRequest{StreamID: id, ExpectedVersion: int64(v),
@@ -59,9 +59,9 @@ func TestVerifySearchFindsEveryDifference(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			batch = append(batch, projector.Event{Envelope: got[0], Payload: p})
+			batch = append(batch, projection.Event{Envelope: got[0], Payload: p})
 		}
-		if _, err := projector.Apply(ctx, ix, batch); err != nil {
+		if _, err := (searchindex.Handler{Index: ix}).Apply(ctx, batch, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/orders-oss/orders/internal/readmodel"
 	"github.com/orders-oss/orders/internal/testenv"
 	"github.com/orders-oss/orders/pkg/events"
-	"github.com/orders-oss/orders/services/projector-orders/tableproj"
 )
 
 func TestVerifyOrdersFindsEveryDifference(t *testing.T) {
@@ -44,7 +43,7 @@ func TestVerifyOrdersFindsEveryDifference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := tableproj.Handler{Pool: pool, Generation: gen}
+	h := readmodel.Handler{Pool: pool, Generation: gen}
 	store := eventstore.New(pool)
 	var ids []string
 	for range 5 {

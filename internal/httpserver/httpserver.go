@@ -1,15 +1,30 @@
-// Package httpserver runs a service's HTTP listener with the timeouts every orders service uses, and
-// shuts it down gracefully, bounded in time, when the context ends (SIGTERM in main).
+// Package httpserver is the chassis every orders service runs on: an echo instance with problem+json
+// errors, the common middleware, /healthz, /readyz and /metrics (New); serving it with the timeouts
+// every service uses and a bounded graceful shutdown (Server.Run, RunWith); and the process entry
+// point that turns SIGTERM into that shutdown (Main). A service's main wires its own routes and
+// workers onto it and nothing else.
 package httpserver
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/orders-oss/orders/internal/problem"
 )
 
 // Timeouts used by every service. Reads are short (bodies are small); writes leave room for the
@@ -22,16 +37,90 @@ const (
 	ShutdownTimeout   = 15 * time.Second
 )
 
-// Run listens on addr and serves h until ctx ends, then stops accepting, lets requests in flight finish
-// for up to ShutdownTimeout and returns. ready, when not nil, receives the bound address once listening
-// (useful with ":0" in tests).
-func Run(ctx context.Context, addr string, h http.Handler, log *slog.Logger, ready func(net.Addr)) error {
+// DefaultBodyLimit is the largest request body a service accepts unless its Config says otherwise.
+const DefaultBodyLimit = "16KB"
+
+// Config is what a service tells the chassis.
+type Config struct {
+	// Service names the service in its log lines.
+	Service string
+	Log     *slog.Logger
+	// Ready answers /readyz (nil: ready whenever the process runs).
+	Ready func(ctx context.Context) error
+	// Errors maps the service's own errors to problems; nil for none (every other error is a 500).
+	Errors problem.Mapper
+	// BodyLimit is the largest request body, e.g. "256KB" (DefaultBodyLimit when empty); above it 413.
+	BodyLimit string
+	// Metrics, when set, is served at /metrics.
+	Metrics *prometheus.Registry
+	// DrainDelay is how long Run keeps serving after its context ended, with /readyz answering 503,
+	// before it stops accepting connections: the time a load balancer needs to stop sending new ones.
+	DrainDelay time.Duration
+}
+
+// Server is a service's HTTP side: an echo instance set up by New. It is an http.Handler.
+type Server struct {
+	*echo.Echo
+	cfg      Config
+	draining atomic.Bool
+}
+
+// New returns the chassis: problem+json errors (cfg.Errors first), the Common middleware, /healthz,
+// /readyz and, with cfg.Metrics, /metrics. The service adds its routes.
+func New(cfg Config) *Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.BodyLimit == "" {
+		cfg.BodyLimit = DefaultBodyLimit
+	}
+	s := &Server{Echo: echo.New(), cfg: cfg}
+	s.HideBanner, s.HidePort = true, true
+	s.HTTPErrorHandler = problem.Handler(cfg.Log, cfg.Errors)
+	s.Use(Common(cfg.Log, cfg.BodyLimit)...)
+	s.GET("/healthz", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s.GET("/readyz", func(c echo.Context) error {
+		if s.draining.Load() {
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "shutting down"})
+		}
+		if cfg.Ready != nil {
+			ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+			defer cancel()
+			if err := cfg.Ready(ctx); err != nil {
+				return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+			}
+		}
+		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	})
+	if cfg.Metrics != nil {
+		s.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{})))
+	}
+	return s
+}
+
+// Routes lists the method and path of every route, for the tests that keep the OpenAPI spec honest.
+func (s *Server) Routes() [][2]string {
+	var out [][2]string
+	for _, r := range s.Echo.Routes() {
+		out = append(out, [2]string{r.Method, r.Path})
+	}
+	return out
+}
+
+// Run listens on addr and serves until ctx ends. Then /readyz answers 503 for DrainDelay while
+// requests are still served, the listener closes, requests in flight get up to ShutdownTimeout to
+// finish, and Run returns. onListen, when not nil, receives the bound address once listening (useful
+// with ":0" in tests).
+func (s *Server) Run(ctx context.Context, addr string, onListen func(net.Addr)) error {
+	log := s.cfg.Log
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           s,
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		ReadTimeout:       ReadTimeout,
 		WriteTimeout:      WriteTimeout,
@@ -39,8 +128,8 @@ func Run(ctx context.Context, addr string, h http.Handler, log *slog.Logger, rea
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("listening", "addr", ln.Addr().String())
-	if ready != nil {
-		ready(ln.Addr())
+	if onListen != nil {
+		onListen(ln.Addr())
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -48,6 +137,15 @@ func Run(ctx context.Context, addr string, h http.Handler, log *slog.Logger, rea
 	case err := <-errc:
 		return fmt.Errorf("serve %s: %w", addr, err)
 	case <-ctx.Done():
+	}
+	s.draining.Store(true)
+	if d := s.cfg.DrainDelay; d > 0 {
+		log.Info("draining: /readyz answers 503", "for", d.String())
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve %s: %w", addr, err)
+		case <-time.After(d):
+		}
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
@@ -59,4 +157,47 @@ func Run(ctx context.Context, addr string, h http.Handler, log *slog.Logger, rea
 		return fmt.Errorf("serve %s: %w", addr, err)
 	}
 	return nil
+}
+
+// RunWith serves s on addr while work runs (a projector's consume loop, the relay's publish loop).
+// When ctx ends, both stop; when work returns, the server is stopped too, and when the server fails,
+// work's context is cancelled. It returns work's error (context cancellation is not one), else the
+// server's.
+func (s *Server) RunWith(ctx context.Context, addr string, work func(ctx context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var serveErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if serveErr = s.Run(ctx, addr, nil); serveErr != nil {
+			s.cfg.Log.Error("http server stopped", "error", serveErr.Error())
+			cancel() // a worker nobody can probe is stopped rather than left running blind
+		}
+	}()
+	err := work(ctx)
+	cancel()
+	wg.Wait()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return serveErr
+}
+
+// Logger is a service's logger: one JSON object per line on w, each with the service's name.
+func Logger(w io.Writer, service string) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, nil)).With("service", service)
+}
+
+// Main is a service's main: it calls run with a context that ends on SIGINT or SIGTERM, the process
+// environment and stdout, and exits 1 with run's error on stderr.
+func Main(service string, run func(ctx context.Context, getenv func(string) string, stdout io.Writer) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Getenv, os.Stdout)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, service+":", err)
+		os.Exit(1)
+	}
 }

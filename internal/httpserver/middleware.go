@@ -20,7 +20,7 @@ func RequestID(ctx context.Context) string {
 
 // Common is the middleware every orders API uses, outermost first: panic recovery, a server-made request
 // id (X-Request-ID in the answer; an id sent by the client is not trusted as a causation id), one JSON
-// log line per request, and the body limit (413 above it).
+// log line per request (debug level for successful probes and scrapes), and the body limit (413 above it).
 func Common(log *slog.Logger, bodyLimit string) []echo.MiddlewareFunc {
 	return []echo.MiddlewareFunc{
 		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
@@ -44,8 +44,11 @@ func Common(log *slog.Logger, bodyLimit string) []echo.MiddlewareFunc {
 				}
 				req, res := c.Request(), c.Response()
 				level := slog.LevelInfo
-				if res.Status >= 500 {
+				switch {
+				case res.Status >= 500:
 					level = slog.LevelError
+				case res.Status < 400 && quietRoutes[c.Path()]:
+					level = slog.LevelDebug // probes and scrapes every few seconds would drown the log
 				}
 				log.LogAttrs(req.Context(), level, "request",
 					slog.String("method", req.Method), slog.String("path", req.URL.Path),
@@ -59,17 +62,5 @@ func Common(log *slog.Logger, bodyLimit string) []echo.MiddlewareFunc {
 	}
 }
 
-// Health adds /healthz (the process is alive) and /readyz (ready() returned nil) to e.
-func Health(e *echo.Echo, ready func(context.Context) error) {
-	e.GET("/healthz", func(c echo.Context) error {
-		return c.JSON(200, map[string]string{"status": "ok"})
-	})
-	e.GET("/readyz", func(c echo.Context) error {
-		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-		defer cancel()
-		if err := ready(ctx); err != nil {
-			return c.JSON(503, map[string]string{"status": "unavailable", "error": err.Error()})
-		}
-		return c.JSON(200, map[string]string{"status": "ready"})
-	})
-}
+// quietRoutes are logged at debug level when they succeed.
+var quietRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}

@@ -42,6 +42,11 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s (%s)", e.Code, e.Message, strings.Join(parts, "; "))
 }
 
+// ErrNotFound is the error of a command or read on an order that does not exist.
+func ErrNotFound() *Error {
+	return &Error{Kind: NotFound, Code: CodeNotFound, Message: "no order with this id"}
+}
+
 func ruleViolated(code, format string, args ...any) *Error {
 	return &Error{Kind: RuleViolated, Code: code, Message: fmt.Sprintf(format, args...)}
 }

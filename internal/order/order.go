@@ -125,6 +125,11 @@ func (s State) line(sku string) int {
 	return slices.IndexFunc(s.Items, func(it events.LineItem) bool { return it.SKU == sku })
 }
 
+// Decision is a command decided on an order's current state: the events it records, or why it is
+// refused (an *Error). The application layer runs it on the freshly folded state, possibly several
+// times when the order changes concurrently, so it must not have effects of its own.
+type Decision func(State) ([]events.Payload, error)
+
 // PlaceOrder is the command that starts an order.
 type PlaceOrder struct {
 	Customer        events.Customer
@@ -168,7 +173,7 @@ func Place(cmd PlaceOrder) ([]events.Payload, error) {
 func (s State) check() error {
 	switch {
 	case !s.Exists():
-		return &Error{Kind: NotFound, Code: CodeNotFound, Message: "no order with this id"}
+		return ErrNotFound()
 	case s.Status == StatusDelivered || s.Status == StatusCancelled:
 		return ruleViolated(CodeOrderClosed, "the order is %s: nothing can change any more", s.Status)
 	}

@@ -28,35 +28,6 @@ var ErrOffsetBelowLogStart = errors.New("committed offset is below the topic's l
 // ErrNothingParked: the order has no parked events.
 var ErrNothingParked = errors.New("the order has no parked events")
 
-// ParkedEvent is one record a projector set aside, as an operator sees it.
-type ParkedEvent struct {
-	OrderID   string    `json:"order_id"`
-	Topic     string    `json:"topic"`
-	Partition int32     `json:"partition"`
-	Offset    int64     `json:"offset"`
-	Error     string    `json:"error"`
-	Value     string    `json:"value"`
-	ParkedAt  time.Time `json:"parked_at"`
-}
-
-// Parking keeps the records of orders a projector could not apply (undecodable, a gap, refused by the
-// store), where an operator can see and replay them. Once an order is parked its later records are
-// parked behind it, in order; every other order keeps flowing. Parking a record twice (a redelivery)
-// must change nothing.
-type Parking interface {
-	IsParked(order string) bool
-	// Park records r for order; why is nil for a record that only waits behind an earlier one.
-	Park(ctx context.Context, order string, r *kgo.Record, why error) error
-	// Parked returns the order's parked records, oldest first, with ids Unpark takes.
-	Parked(ctx context.Context, order string) ([]ParkedEvent, []string, error)
-	Unpark(ctx context.Context, order string, ids []string) error
-	// Count is the number of parked orders.
-	Count() int
-}
-
-// WaitMessage is the error text of a record parked only because its order was parked before it.
-const WaitMessage = "waits behind an earlier parked event of the same order"
-
 // Metrics of a projector, on its own registry.
 type Metrics struct {
 	Registry     *prometheus.Registry
@@ -160,6 +131,8 @@ type Loop struct {
 	// before it is parked: the batch fails and is read again, so a writer filling the gap meanwhile
 	// (a rebuild finishing after its alias swap) gets there first. Zero parks at once.
 	GapGrace time.Duration
+	// LagEvery, when positive, is how often Run refreshes the lag gauge (Metrics.Lag).
+	LagEvery time.Duration
 
 	gapSince map[string]time.Time
 }
@@ -367,6 +340,17 @@ func Ends(records []*kgo.Record) []Position {
 // position, which stops the projector.
 func (l *Loop) Run(ctx context.Context) error {
 	l.Metrics.ParkedOrders.Set(float64(l.Parking.Count()))
+	if l.LagEvery > 0 {
+		ctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			WatchLag(ctx, kadm.NewClient(l.Client), l.Topic, l.Group, l.Metrics, l.LagEvery)
+		}()
+		defer wg.Wait()
+		defer cancel()
+	}
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := l.RunOnce(ctx)

@@ -315,7 +315,7 @@ func TestKillNineMidBatchLosesNothing(t *testing.T) {
 	ctx := context.Background()
 	f := sharedFixture(t)
 	bin := filepath.Join(t.TempDir(), "outbox-relay")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "../../services/outbox-relay").CombinedOutput(); err != nil {
 		t.Fatalf("build the relay: %v\n%s", err, out)
 	}
 	var dbURL string

@@ -7,28 +7,18 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/httpserver"
 	"github.com/orders-oss/orders/services/command/httpapi"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "command:", err)
-		os.Exit(1)
-	}
-}
+func main() { httpserver.Main("command", run) }
 
 // config is everything the service reads from its environment (documented in docs/configuration.md).
 type config struct {
@@ -51,8 +41,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	return c, r.Err()
 }
 
-func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
-	log := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "command")
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	log := httpserver.Logger(stdout, "command")
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
@@ -69,13 +59,12 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		return fmt.Errorf("migrate event store: %w", err)
 	}
 	api := httpapi.New(httpapi.Config{
-		Store:      eventstore.New(pool),
-		Log:        log,
-		BodyLimit:  cfg.BodyLimit,
-		MaxRetries: cfg.MaxRetries,
-		Ready:      pool.Ping,
+		Commands:  &command.Service{Store: eventstore.New(pool), MaxRetries: cfg.MaxRetries},
+		Log:       log,
+		BodyLimit: cfg.BodyLimit,
+		Ready:     pool.Ping,
 	})
-	return httpserver.Run(ctx, cfg.HTTPAddr, api, log, nil)
+	return api.Run(ctx, cfg.HTTPAddr, nil)
 }
 
 func openPool(ctx context.Context, cfg config) (*pgxpool.Pool, error) {

@@ -8,33 +8,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/httpserver"
-	"github.com/orders-oss/orders/internal/problem"
 	"github.com/orders-oss/orders/internal/relay"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "outbox-relay:", err)
-		os.Exit(1)
-	}
-}
+func main() { httpserver.Main("outbox-relay", run) }
 
 type config struct {
 	DatabaseURL     string
@@ -77,8 +63,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	return c, r.Err()
 }
 
-func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
-	log := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "outbox-relay")
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	log := httpserver.Logger(stdout, "outbox-relay")
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
@@ -112,89 +98,63 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	r := relay.New(relay.Config{Pool: pool, Client: client, Topic: cfg.Topic, BatchSize: cfg.BatchSize,
 		ProduceTimeout: cfg.ProduceTimeout, Log: log, Metrics: metrics})
 
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
 	// The HTTP endpoints come up first so an operator can see a relay that waits for its servers.
 	topicOK := make(chan struct{})
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = problem.Handler(log, nil)
-	httpserver.Health(e, func(ctx context.Context) error {
-		select {
-		case <-topicOK:
-		default:
-			return errors.New("the events topic is not checked yet (waiting for Kafka)")
-		}
-		var outbox bool
-		if err := pool.QueryRow(ctx, "SELECT to_regclass('outbox') IS NOT NULL").Scan(&outbox); err != nil {
-			return fmt.Errorf("postgres: %w", err)
-		}
-		if !outbox {
-			return errors.New("postgres: no outbox table yet (the command service applies the migrations)")
-		}
-		if err := client.Ping(ctx); err != nil {
-			return fmt.Errorf("kafka: %w", err)
-		}
-		return nil
-	})
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})))
-	httpErr := make(chan error, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := httpserver.Run(ctx, cfg.HTTPAddr, e, log, nil); err != nil {
-			httpErr <- fmt.Errorf("http server: %w", err)
-			cancel() // a relay nobody can probe is stopped rather than left running blind
-		}
-	}()
-	// stopped ends everything and says why: nil after SIGTERM, the HTTP server's error if it failed.
-	stopped := func() error {
-		cancel()
-		wg.Wait()
-		select {
-		case err := <-httpErr:
-			return err
-		default:
-			return nil
-		}
-	}
-
-	// Topic: create or check, retrying while Kafka is away.
-	adm := kadm.NewClient(client)
-	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, cfg.MaxErrorBackoff) {
-		tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
-		problems, err := relay.EnsureTopic(tctx, adm, cfg.Topic, int32(cfg.Partitions), int16(cfg.Replication))
-		tcancel()
-		if err == nil {
-			for _, p := range problems {
-				log.Error("UNSAFE EVENTS TOPIC CONFIGURATION: rebuilds from this topic would be partial", "topic", cfg.Topic, "problem", string(p))
+	srv := httpserver.New(httpserver.Config{Service: "outbox-relay", Log: log, Metrics: metrics.Registry,
+		Ready: func(ctx context.Context) error {
+			select {
+			case <-topicOK:
+			default:
+				return errors.New("the events topic is not checked yet (waiting for Kafka)")
 			}
-			metrics.TopicConfigBad.Set(map[bool]float64{true: 1, false: 0}[len(problems) > 0])
-			close(topicOK)
-			break
+			var outbox bool
+			if err := pool.QueryRow(ctx, "SELECT to_regclass('outbox') IS NOT NULL").Scan(&outbox); err != nil {
+				return fmt.Errorf("postgres: %w", err)
+			}
+			if !outbox {
+				return errors.New("postgres: no outbox table yet (the command service applies the migrations)")
+			}
+			if err := client.Ping(ctx); err != nil {
+				return fmt.Errorf("kafka: %w", err)
+			}
+			return nil
+		}})
+	return srv.RunWith(ctx, cfg.HTTPAddr, func(ctx context.Context) error {
+		// Topic: create or check, retrying while Kafka is away.
+		adm := kadm.NewClient(client)
+		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, cfg.MaxErrorBackoff) {
+			tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
+			problems, err := relay.EnsureTopic(tctx, adm, cfg.Topic, int32(cfg.Partitions), int16(cfg.Replication))
+			tcancel()
+			if err == nil {
+				for _, p := range problems {
+					log.Error("UNSAFE EVENTS TOPIC CONFIGURATION: rebuilds from this topic would be partial", "topic", cfg.Topic, "problem", string(p))
+				}
+				metrics.TopicConfigBad.Set(map[bool]float64{true: 1, false: 0}[len(problems) > 0])
+				close(topicOK)
+				break
+			}
+			log.Warn("events topic not ready; retrying", "topic", cfg.Topic, "error", err.Error(), "retry_in", backoff.String())
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
 		}
-		log.Warn("events topic not ready; retrying", "topic", cfg.Topic, "error", err.Error(), "retry_in", backoff.String())
-		select {
-		case <-ctx.Done():
-			return stopped()
-		case <-time.After(backoff):
+		if err := r.WaitForOutbox(ctx, cfg.MaxErrorBackoff); err != nil {
+			return nil // it only fails when ctx ends
 		}
-	}
-
-	if err := r.WaitForOutbox(ctx, cfg.MaxErrorBackoff); err != nil {
-		return stopped() // it only fails when ctx ends
-	}
-	wg.Add(1)
-	go func() { defer wg.Done(); r.WatchBacklog(ctx, cfg.BacklogInterval) }()
-	log.Info("relaying", "topic", cfg.Topic, "batch_size", cfg.BatchSize)
-	polling := relay.DefaultPolling
-	polling.MaxPoll, polling.StandbyPoll, polling.MaxErrorBackoff = cfg.MaxPollInterval, cfg.StandbyPoll, cfg.MaxErrorBackoff
-	if err := r.Run(ctx, polling); err != nil {
-		return errors.Join(err, stopped())
-	}
-	log.Info("stopped")
-	return stopped()
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Add(1)
+		go func() { defer wg.Done(); r.WatchBacklog(ctx, cfg.BacklogInterval) }()
+		log.Info("relaying", "topic", cfg.Topic, "batch_size", cfg.BatchSize)
+		polling := relay.DefaultPolling
+		polling.MaxPoll, polling.StandbyPoll, polling.MaxErrorBackoff = cfg.MaxPollInterval, cfg.StandbyPoll, cfg.MaxErrorBackoff
+		err := r.Run(ctx, polling)
+		if err == nil {
+			log.Info("stopped")
+		}
+		return err
+	})
 }

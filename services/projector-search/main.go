@@ -1,44 +1,26 @@
 // Command projector-search keeps the OpenSearch orders index (alias "orders") up to date from the
 // events topic: a consumer group ("projector-search") folds each batch into order documents with the
-// domain's own evolve and writes them with external versioning, so redeliveries change nothing.
+// domain's own evolve and writes them with external versioning, so redeliveries change nothing
+// (package searchindex).
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net/http"
-	"os"
-	"os/signal"
-	"sync"
-	"syscall"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"github.com/opensearch-project/opensearch-go/v2"
-	"github.com/opensearch-project/opensearch-go/v2/opensearchapi"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/httpserver"
-	"github.com/orders-oss/orders/internal/problem"
 	"github.com/orders-oss/orders/internal/projection"
-	"github.com/orders-oss/orders/services/projector-search/projector"
-	"github.com/orders-oss/orders/services/projector-search/searchindex"
+	"github.com/orders-oss/orders/internal/searchindex"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "projector-search:", err)
-		os.Exit(1)
-	}
-}
+func main() { httpserver.Main("projector-search", run) }
 
 type config struct {
 	Brokers       []string
@@ -66,8 +48,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	return c, r.Err()
 }
 
-func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
-	log := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "projector-search")
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	log := httpserver.Logger(stdout, "projector-search")
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
@@ -80,7 +62,7 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	if err := ix.Ensure(ctx, cfg.Index); err != nil {
 		return err
 	}
-	parking, err := projector.NewParking(ctx, search, cfg.Alias+"-parked")
+	parking, err := searchindex.NewParking(ctx, search, searchindex.ParkingIndex(cfg.Alias))
 	if err != nil {
 		return err
 	}
@@ -93,60 +75,19 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 		return err
 	}
 	metrics := projection.NewMetrics()
-	loop := &projection.Loop{Client: client, Handler: projector.Handler{Index: ix}, Parking: parking, Topic: cfg.Topic, Group: cfg.Group, Log: log, Metrics: metrics,
-		GapGrace: cfg.GapGrace}
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = problem.Handler(log, nil)
-	httpserver.Health(e, func(ctx context.Context) error {
-		if err := client.Ping(ctx); err != nil {
-			return fmt.Errorf("kafka: %w", err)
-		}
-		res, err := opensearchapi.ClusterHealthRequest{}.Do(ctx, search)
-		if err != nil {
-			return fmt.Errorf("opensearch: %w", err)
-		}
-		defer res.Body.Close()
-		if res.IsError() {
-			return fmt.Errorf("opensearch: %s", res.Status())
-		}
-		return nil
-	})
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})))
-	// Operators replay an order's parked events after a fix (ordersctl projector replay search ID).
-	e.POST("/parked/:order/replay", func(c echo.Context) error {
-		n, err := loop.Replay(c.Request().Context(), c.Param("order"))
-		switch {
-		case errors.Is(err, projection.ErrNothingParked):
-			return problem.New(http.StatusNotFound, "not_parked", err.Error())
-		case err != nil:
-			return problem.New(http.StatusConflict, "replay_failed", err.Error())
-		}
-		return c.JSON(http.StatusOK, map[string]any{"order_id": c.Param("order"), "replayed": n})
-	})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := httpserver.Run(ctx, cfg.HTTPAddr, e, log, nil); err != nil {
-			log.Error("http server stopped", "error", err.Error())
-			cancel()
-		}
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		projection.WatchLag(ctx, kadm.NewClient(client), cfg.Topic, cfg.Group, metrics, 5*time.Second)
-	}()
+	loop := &projection.Loop{Client: client, Handler: searchindex.Handler{Index: ix}, Parking: parking, Topic: cfg.Topic,
+		Group: cfg.Group, Log: log, Metrics: metrics, GapGrace: cfg.GapGrace, LagEvery: 5 * time.Second}
+	srv := httpserver.New(httpserver.Config{Service: "projector-search", Log: log, Metrics: metrics.Registry,
+		Ready: func(ctx context.Context) error {
+			if err := client.Ping(ctx); err != nil {
+				return fmt.Errorf("kafka: %w", err)
+			}
+			if err := ix.Ping(ctx); err != nil {
+				return fmt.Errorf("opensearch: %w", err)
+			}
+			return nil
+		}})
+	loop.Routes(srv.Echo)
 	log.Info("projecting", "topic", cfg.Topic, "group", cfg.Group, "alias", cfg.Alias, "parked_orders", parking.Count())
-	err = loop.Run(ctx)
-	cancel()
-	wg.Wait()
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
+	return srv.RunWith(ctx, cfg.HTTPAddr, loop.Run)
 }

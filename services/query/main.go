@@ -6,30 +6,18 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/opensearch-project/opensearch-go/v2"
-	"github.com/opensearch-project/opensearch-go/v2/opensearchapi"
 
 	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/httpserver"
+	"github.com/orders-oss/orders/internal/searchindex"
 	"github.com/orders-oss/orders/services/query/httpapi"
-	"github.com/orders-oss/orders/services/query/search"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "query:", err)
-		os.Exit(1)
-	}
-}
+func main() { httpserver.Main("query", run) }
 
 // config is everything the service reads from its environment (documented in docs/configuration.md).
 type config struct {
@@ -53,8 +41,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	return c, r.Err()
 }
 
-func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
-	log := slog.New(slog.NewJSONHandler(stdout, nil)).With("service", "query")
+func run(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
+	log := httpserver.Logger(stdout, "query")
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
@@ -68,22 +56,18 @@ func run(ctx context.Context, getenv func(string) string, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("OPENSEARCH_URL: %w", err)
 	}
-	h := httpapi.New(httpapi.Config{Search: search.New(client, cfg.Alias), Orders: pool, Log: log,
+	ix := searchindex.New(client, cfg.Alias)
+	h := httpapi.New(httpapi.Config{Search: ix, Orders: pool, Log: log,
 		MinVersionWait: cfg.MinVersionWait, Ready: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("postgres: %w", err)
 			}
-			res, err := opensearchapi.ClusterHealthRequest{}.Do(ctx, client)
-			if err != nil {
+			if err := ix.Ping(ctx); err != nil {
 				return fmt.Errorf("opensearch: %w", err)
-			}
-			defer res.Body.Close()
-			if res.IsError() {
-				return fmt.Errorf("opensearch: %s", res.Status())
 			}
 			return nil
 		}})
-	return httpserver.Run(ctx, cfg.HTTPAddr, h, log, nil)
+	return h.Run(ctx, cfg.HTTPAddr, nil)
 }
 
 // openPool connects to the read model's database. The pool connects lazily: the service starts (and

@@ -90,17 +90,17 @@ func jsonKind(goKind string) string {
 	return "object"
 }
 
-// ifMatch parses If-Match: "<version>". ok is false when the header is absent.
-func ifMatch(c echo.Context) (version int64, ok bool, err error) {
+// ifMatch parses If-Match: "<version>"; 0 when the header is absent.
+func ifMatch(c echo.Context) (int64, error) {
 	h := strings.TrimSpace(c.Request().Header.Get("If-Match"))
 	if h == "" {
-		return 0, false, nil
+		return 0, nil
 	}
-	v, perr := strconv.ParseInt(strings.Trim(strings.TrimPrefix(h, "W/"), `"`), 10, 64)
-	if perr != nil || v < 1 {
-		return 0, false, problem.New(http.StatusBadRequest, "invalid_if_match", `If-Match must be a version in quotes, like "3"`)
+	v, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(h, "W/"), `"`), 10, 64)
+	if err != nil || v < 1 {
+		return 0, problem.New(http.StatusBadRequest, "invalid_if_match", `If-Match must be a version in quotes, like "3"`)
 	}
-	return v, true, nil
+	return v, nil
 }
 
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }

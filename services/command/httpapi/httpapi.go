@@ -1,21 +1,20 @@
-// Package httpapi is the command REST API of orders: it turns HTTP requests into domain commands,
-// decides them on the order's folded history and appends the resulting events through the event store.
-// Error answers are problem+json; the one table from domain error to status is mapError.
+// Package httpapi is the command REST API of orders: it parses HTTP requests into domain commands,
+// runs them through the application layer (internal/command) and maps the outcome and errors to
+// answers. Error answers are problem+json; the one table from error to status is mapError.
 package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/httpserver"
 	"github.com/orders-oss/orders/internal/order"
@@ -23,23 +22,12 @@ import (
 	"github.com/orders-oss/orders/pkg/events"
 )
 
-// Store is what the API needs of the event store.
-type Store interface {
-	Append(ctx context.Context, req eventstore.AppendRequest) ([]events.Envelope, error)
-	LoadPage(ctx context.Context, streamID string, afterVersion int64, limit int) ([]events.Envelope, error)
-	Update(ctx context.Context, streamID string, retries int, decide eventstore.Decide) (history, appended []events.Envelope, err error)
-	UpdateIfVersion(ctx context.Context, streamID string, expected int64, decide eventstore.Decide) (history, appended []events.Envelope, err error)
-	Idempotency(ctx context.Context, key string) (*eventstore.IdempotencyRecord, error)
-}
-
 // Config wires the API.
 type Config struct {
-	Store      Store
-	Log        *slog.Logger
-	BodyLimit  string                          // e.g. "256KB"
-	MaxRetries int                             // conflict retries of a command without If-Match
-	Ready      func(ctx context.Context) error // for /readyz
-	Now        func() time.Time                // occurred_at of new events; time.Now when nil
+	Commands  *command.Service
+	Log       *slog.Logger
+	BodyLimit string                          // e.g. "256KB"
+	Ready     func(ctx context.Context) error // for /readyz
 }
 
 type server struct {
@@ -47,17 +35,9 @@ type server struct {
 }
 
 // New returns the API's HTTP handler.
-func New(cfg Config) http.Handler {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+func New(cfg Config) *httpserver.Server {
 	s := &server{cfg}
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = problem.Handler(cfg.Log, mapError)
-	e.Use(httpserver.Common(cfg.Log, cfg.BodyLimit)...)
-	httpserver.Health(e, cfg.Ready)
-
+	e := httpserver.New(httpserver.Config{Service: "command", Log: cfg.Log, Ready: cfg.Ready, Errors: mapError, BodyLimit: cfg.BodyLimit})
 	e.POST("/orders", s.placeOrder)
 	e.POST("/orders/:id/items", s.command(s.addItem))
 	e.DELETE("/orders/:id/items/:sku", s.command(s.removeItem))
@@ -68,15 +48,6 @@ func New(cfg Config) http.Handler {
 	e.POST("/orders/:id/cancellation", s.command(s.cancel))
 	e.GET("/orders/:id/events", s.listEvents)
 	return e
-}
-
-// Routes lists the method and path of every route, for the test that keeps the OpenAPI spec honest.
-func Routes(h http.Handler) [][2]string {
-	var out [][2]string
-	for _, r := range h.(*echo.Echo).Routes() {
-		out = append(out, [2]string{r.Method, r.Path})
-	}
-	return out
 }
 
 // mapError is the one table from domain and store errors to HTTP answers.
@@ -97,13 +68,15 @@ func mapError(err error) *problem.Problem {
 	if errors.Is(err, eventstore.ErrVersionConflict) {
 		return problem.New(http.StatusConflict, "concurrent_modification", "the order changed concurrently too many times; read it again and retry")
 	}
-	if errors.Is(err, errStaleIfMatch) {
+	if errors.Is(err, command.ErrStaleVersion) {
 		return problem.New(http.StatusPreconditionFailed, "version_mismatch", "the order is not at the version in If-Match; read it again")
+	}
+	if errors.Is(err, command.ErrKeyReused) {
+		return problem.New(http.StatusUnprocessableEntity, "idempotency_key_reused",
+			"this Idempotency-Key was used with a different request; use a new key for a new order")
 	}
 	return nil
 }
-
-var errStaleIfMatch = errors.New("stale If-Match")
 
 // metadata builds the events' metadata from the request: X-Correlation-ID (or a new one, echoed in the
 // answer), the request id as causation id, X-Actor.
@@ -126,32 +99,6 @@ func metadata(c echo.Context) (events.Metadata, error) {
 	return events.Metadata{CorrelationID: corr, CausationID: httpserver.RequestID(c.Request().Context()), Actor: actor}, nil
 }
 
-// newEvents encodes decided payloads for the store.
-func (s *server) newEvents(payloads []events.Payload, md events.Metadata) ([]eventstore.NewEvent, error) {
-	now := s.Now().UTC().Truncate(time.Microsecond) // what Postgres keeps, so answers match the audit trail
-	out := make([]eventstore.NewEvent, len(payloads))
-	for i, p := range payloads {
-		typ, sv, data, err := events.Encode(p)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = eventstore.NewEvent{Type: typ, SchemaVersion: sv, Data: data, Metadata: md, OccurredAt: now}
-	}
-	return out, nil
-}
-
-// foldAfter evolves state by the appended envelopes (whose payloads were just decided, so they decode).
-func foldAfter(st order.State, appended []events.Envelope) (order.State, error) {
-	for _, e := range appended {
-		p, err := events.DecodeEnvelope(e)
-		if err != nil {
-			return st, err
-		}
-		st = order.Evolve(st, e, p)
-	}
-	return st, nil
-}
-
 type placeOrderBody struct {
 	Customer        events.Customer   `json:"customer"`
 	ShippingAddress events.Address    `json:"shipping_address"`
@@ -169,91 +116,38 @@ func (s *server) placeOrder(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	key := strings.TrimSpace(c.Request().Header.Get("Idempotency-Key"))
-	var idem *eventstore.IdempotencyRecord
-	if key != "" {
+	var idem *command.Idempotency
+	if key := strings.TrimSpace(c.Request().Header.Get("Idempotency-Key")); key != "" {
 		if len(key) > 200 {
 			return problem.New(http.StatusBadRequest, "invalid_header", "Idempotency-Key must be at most 200 characters")
 		}
-		hash := requestHash(c.Request().Method, c.Request().URL.Path, raw)
-		if prev, err := s.Store.Idempotency(ctx, key); err != nil {
-			return err
-		} else if prev != nil {
-			return replay(c, prev, hash)
-		}
-		idem = &eventstore.IdempotencyRecord{Key: key, RequestHash: hash}
+		idem = &command.Idempotency{Key: key, RequestHash: requestHash(c.Request().Method, c.Request().URL.Path, raw)}
 	}
-	payloads, err := order.Place(order.PlaceOrder{Customer: body.Customer, ShippingAddress: body.ShippingAddress,
-		Currency: body.Currency, Items: body.Items})
+	out, err := s.Commands.Place(c.Request().Context(), md, order.PlaceOrder{Customer: body.Customer,
+		ShippingAddress: body.ShippingAddress, Currency: body.Currency, Items: body.Items}, idem)
 	if err != nil {
 		return err
 	}
-	id := uuid.Must(uuid.NewV7()).String()
-	evs, err := s.newEvents(payloads, md)
-	if err != nil {
-		return err
+	if out.Replayed {
+		c.Response().Header().Set("Idempotent-Replayed", "true")
 	}
-	// The answer is known before the append (the state is a fold of what is about to be stored), so
-	// the idempotency record commits with the events.
-	st := order.State{}
-	for i, p := range payloads {
-		st = order.Evolve(st, events.Envelope{OrderID: id, Version: int64(i + 1), OccurredAt: evs[i].OccurredAt}, p)
-	}
-	view := st.View()
-	resp, err := json.Marshal(view)
-	if err != nil {
-		return err
-	}
-	if idem != nil {
-		idem.OrderID, idem.Status, idem.Response = id, http.StatusCreated, resp
-	}
-	_, err = s.Store.Append(ctx, eventstore.AppendRequest{StreamID: id, Events: evs, Idempotency: idem})
-	if errors.Is(err, eventstore.ErrIdempotencyKeyExists) { // a concurrent request with the same key won
-		prev, rerr := s.Store.Idempotency(ctx, key)
-		if rerr != nil || prev == nil {
-			return errors.Join(err, rerr)
-		}
-		return replay(c, prev, idem.RequestHash)
-	}
-	if err != nil {
-		return err
-	}
-	return created(c, id, view.Version, resp)
-}
-
-func created(c echo.Context, id string, version int64, body []byte) error {
-	c.Response().Header().Set(echo.HeaderLocation, "/orders/"+id)
-	c.Response().Header().Set("ETag", etag(version))
-	return c.JSONBlob(http.StatusCreated, body)
-}
-
-// replay answers a retried request with the first answer, or refuses a reused key.
-func replay(c echo.Context, prev *eventstore.IdempotencyRecord, hash []byte) error {
-	if string(prev.RequestHash) != string(hash) {
-		return problem.New(http.StatusUnprocessableEntity, "idempotency_key_reused",
-			"this Idempotency-Key was used with a different request; use a new key for a new order")
-	}
-	var v struct {
-		Version int64 `json:"version"`
-	}
-	_ = json.Unmarshal(prev.Response, &v)
-	c.Response().Header().Set("Idempotent-Replayed", "true")
-	return created(c, prev.OrderID, v.Version, prev.Response)
+	c.Response().Header().Set(echo.HeaderLocation, "/orders/"+out.Order.ID)
+	c.Response().Header().Set("ETag", etag(out.Order.Version))
+	return c.JSONBlob(http.StatusCreated, out.Body)
 }
 
 // decider reads a command's body and returns the decision to take on the current state.
-type decider func(c echo.Context) (func(order.State) ([]events.Payload, error), error)
+type decider func(c echo.Context) (order.Decision, error)
 
 // command runs a command on an existing order: If-Match pins the version (412 when stale, no retry);
-// without it a concurrent change is retried on fresh state up to MaxRetries times, then 409.
+// without it a concurrent change is retried on fresh state up to the service's MaxRetries, then 409.
 func (s *server) command(d decider) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		decide, err := d(c)
 		if err != nil {
 			return err
 		}
-		want, pinned, err := ifMatch(c)
+		pinned, err := ifMatch(c)
 		if err != nil {
 			return err
 		}
@@ -261,49 +155,16 @@ func (s *server) command(d decider) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		id := c.Param("id")
-		if _, err := uuid.Parse(id); err != nil {
-			return &order.Error{Kind: order.NotFound, Code: order.CodeNotFound, Message: "no order with this id"}
-		}
-		var state order.State
-		decideOn := func(history []events.Envelope) ([]eventstore.NewEvent, error) {
-			st, err := order.Fold(history)
-			if err != nil {
-				return nil, err
-			}
-			state = st
-			payloads, err := decide(st)
-			if err != nil {
-				return nil, err
-			}
-			return s.newEvents(payloads, md)
-		}
-		ctx := c.Request().Context()
-		var history, appended []events.Envelope
-		if pinned {
-			history, appended, err = s.Store.UpdateIfVersion(ctx, id, want, decideOn)
-			switch {
-			case errors.Is(err, eventstore.ErrVersionMismatch) && len(history) == 0:
-				err = &order.Error{Kind: order.NotFound, Code: order.CodeNotFound, Message: "no order with this id"}
-			case errors.Is(err, eventstore.ErrVersionMismatch), errors.Is(err, eventstore.ErrVersionConflict):
-				err = errStaleIfMatch // the version the client named is no longer the current one
-			}
-		} else {
-			_, appended, err = s.Store.Update(ctx, id, s.MaxRetries, decideOn)
-		}
+		out, err := s.Commands.Execute(c.Request().Context(), c.Param("id"), pinned, md, decide)
 		if err != nil {
 			return err
 		}
-		state, err = foldAfter(state, appended)
-		if err != nil {
-			return err
-		}
-		c.Response().Header().Set("ETag", etag(state.Version))
-		return c.JSON(http.StatusOK, state.View())
+		c.Response().Header().Set("ETag", etag(out.Order.Version))
+		return c.JSONBlob(http.StatusOK, out.Body)
 	}
 }
 
-func (s *server) addItem(c echo.Context) (func(order.State) ([]events.Payload, error), error) {
+func (s *server) addItem(c echo.Context) (order.Decision, error) {
 	var it events.LineItem
 	if _, err := readJSON(c, &it, false); err != nil {
 		return nil, err
@@ -311,12 +172,12 @@ func (s *server) addItem(c echo.Context) (func(order.State) ([]events.Payload, e
 	return func(st order.State) ([]events.Payload, error) { return st.AddItem(it) }, nil
 }
 
-func (s *server) removeItem(c echo.Context) (func(order.State) ([]events.Payload, error), error) {
+func (s *server) removeItem(c echo.Context) (order.Decision, error) {
 	sku := c.Param("sku")
 	return func(st order.State) ([]events.Payload, error) { return st.RemoveItem(sku) }, nil
 }
 
-func (s *server) changeAddress(c echo.Context) (func(order.State) ([]events.Payload, error), error) {
+func (s *server) changeAddress(c echo.Context) (order.Decision, error) {
 	var a events.Address
 	if _, err := readJSON(c, &a, false); err != nil {
 		return nil, err
@@ -324,7 +185,7 @@ func (s *server) changeAddress(c echo.Context) (func(order.State) ([]events.Payl
 	return func(st order.State) ([]events.Payload, error) { return st.ChangeShippingAddress(a) }, nil
 }
 
-func (s *server) confirmPayment(c echo.Context) (func(order.State) ([]events.Payload, error), error) {
+func (s *server) confirmPayment(c echo.Context) (order.Decision, error) {
 	var p struct {
 		Amount    int64  `json:"amount"`
 		Currency  string `json:"currency"`
@@ -338,7 +199,7 @@ func (s *server) confirmPayment(c echo.Context) (func(order.State) ([]events.Pay
 	}, nil
 }
 
-func (s *server) ship(c echo.Context) (func(order.State) ([]events.Payload, error), error) {
+func (s *server) ship(c echo.Context) (order.Decision, error) {
 	var p struct {
 		Carrier        string `json:"carrier"`
 		TrackingNumber string `json:"tracking_number"`
@@ -349,7 +210,7 @@ func (s *server) ship(c echo.Context) (func(order.State) ([]events.Payload, erro
 	return func(st order.State) ([]events.Payload, error) { return st.Ship(p.Carrier, p.TrackingNumber) }, nil
 }
 
-func (s *server) deliver(c echo.Context) (func(order.State) ([]events.Payload, error), error) {
+func (s *server) deliver(c echo.Context) (order.Decision, error) {
 	var p struct{}
 	if _, err := readJSON(c, &p, true); err != nil {
 		return nil, err
@@ -357,7 +218,7 @@ func (s *server) deliver(c echo.Context) (func(order.State) ([]events.Payload, e
 	return func(st order.State) ([]events.Payload, error) { return st.Deliver() }, nil
 }
 
-func (s *server) cancel(c echo.Context) (func(order.State) ([]events.Payload, error), error) {
+func (s *server) cancel(c echo.Context) (order.Decision, error) {
 	var p struct {
 		Reason string `json:"reason"`
 	}
@@ -390,21 +251,12 @@ func (s *server) listEvents(c echo.Context) error {
 		}
 		after = n
 	}
-	id := c.Param("id")
-	notFound := &order.Error{Kind: order.NotFound, Code: order.CodeNotFound, Message: "no order with this id"}
-	if _, err := uuid.Parse(id); err != nil {
-		return notFound
-	}
-	page, err := s.Store.LoadPage(c.Request().Context(), id, after, limit+1)
+	page, more, err := s.Commands.Events(c.Request().Context(), c.Param("id"), after, limit)
 	if err != nil {
 		return err
 	}
-	if len(page) == 0 && after == 0 {
-		return notFound
-	}
 	out := eventsPage{Events: page}
-	if len(page) > limit {
-		out.Events = page[:limit]
+	if more {
 		next := strconv.FormatInt(page[limit-1].Version, 10)
 		out.NextCursor = &next
 	}

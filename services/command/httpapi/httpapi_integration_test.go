@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/problem"
 	"github.com/orders-oss/orders/internal/testenv"
@@ -40,8 +41,8 @@ func setup(t *testing.T) *env {
 	if err := eventstore.Migrate(context.Background(), pool); err != nil {
 		t.Fatal(err)
 	}
-	h := httpapi.New(httpapi.Config{Store: eventstore.New(pool), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		BodyLimit: "16KB", MaxRetries: 5, Ready: pool.Ping})
+	h := httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		BodyLimit: "16KB", Ready: pool.Ping})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, pool: pool}

@@ -16,7 +16,7 @@ func TestOpenAPISpecMatchesRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	served := apispec.Routes(Routes(New(Config{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), BodyLimit: "1KB"})))
+	served := apispec.Routes(New(Config{Log: slog.New(slog.NewTextHandler(io.Discard, nil)), BodyLimit: "1KB"}).Routes())
 	for _, d := range apispec.Diff(served, described) {
 		t.Error(d)
 	}

@@ -17,12 +17,12 @@ import (
 	"github.com/orders-oss/orders/internal/httpserver"
 	"github.com/orders-oss/orders/internal/problem"
 	"github.com/orders-oss/orders/internal/readmodel"
-	"github.com/orders-oss/orders/services/query/search"
+	"github.com/orders-oss/orders/internal/searchindex"
 )
 
 // Searcher is what the API needs of the search index.
 type Searcher interface {
-	Search(ctx context.Context, req search.Request) (search.Result, error)
+	Search(ctx context.Context, req searchindex.SearchRequest) (searchindex.SearchResult, error)
 }
 
 // Config wires the API.
@@ -37,12 +37,8 @@ type Config struct {
 }
 
 // New returns the read API's handler.
-func New(cfg Config) http.Handler {
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = problem.Handler(cfg.Log, mapError)
-	e.Use(httpserver.Common(cfg.Log, "16KB")...)
-	httpserver.Health(e, cfg.Ready)
+func New(cfg Config) *httpserver.Server {
+	e := httpserver.New(httpserver.Config{Service: "query", Log: cfg.Log, Ready: cfg.Ready, Errors: mapError})
 	s := &server{cfg}
 	e.GET("/orders/search", s.search)
 	e.GET("/orders", s.listOrders)
@@ -54,9 +50,9 @@ type server struct{ Config }
 
 func mapError(err error) *problem.Problem {
 	switch {
-	case errors.Is(err, search.ErrUnavailable):
+	case errors.Is(err, searchindex.ErrUnavailable):
 		return problem.New(http.StatusServiceUnavailable, "search_unavailable", "search cannot answer right now; retry shortly")
-	case errors.Is(err, search.ErrBadCursor):
+	case errors.Is(err, searchindex.ErrBadCursor):
 		return problem.New(http.StatusBadRequest, "invalid_cursor", err.Error())
 	case errors.Is(err, readmodel.ErrBadCursor):
 		return problem.New(http.StatusBadRequest, "invalid_cursor", readmodel.ErrBadCursor.Error())
@@ -147,16 +143,16 @@ func (p *params) err() error {
 
 func (s *server) search(c echo.Context) error {
 	p := &params{c: c}
-	req := search.Request{Q: c.QueryParam("q"), Statuses: p.statuses(), Currency: c.QueryParam("currency"),
+	req := searchindex.SearchRequest{Q: c.QueryParam("q"), Statuses: p.statuses(), Currency: c.QueryParam("currency"),
 		PlacedFrom: p.time("placed_from"), PlacedTo: p.time("placed_to"), TotalMin: p.int64("total_min"),
-		TotalMax: p.int64("total_max"), Sort: c.QueryParam("sort"), Limit: p.limit(search.DefaultLimit, search.MaxPageSize), Cursor: c.QueryParam("cursor")}
-	if len(req.Q) > search.MaxQueryLen {
-		p.fail("q", "must be at most "+strconv.Itoa(search.MaxQueryLen)+" characters")
+		TotalMax: p.int64("total_max"), Sort: c.QueryParam("sort"), Limit: p.limit(searchindex.DefaultLimit, searchindex.MaxPageSize), Cursor: c.QueryParam("cursor")}
+	if len(req.Q) > searchindex.MaxQueryLen {
+		p.fail("q", "must be at most "+strconv.Itoa(searchindex.MaxQueryLen)+" characters")
 	}
 	if req.Currency != "" && (len(req.Currency) != 3 || strings.ToUpper(req.Currency) != req.Currency) {
 		p.fail("currency", "must be an ISO 4217 code like EUR")
 	}
-	if req.Sort != "" && !search.ValidSort(req.Sort) {
+	if req.Sort != "" && !searchindex.ValidSort(req.Sort) {
 		p.fail("sort", "must be placed_at, updated_at or total, with - in front for descending")
 	}
 	if err := p.err(); err != nil {
@@ -169,13 +165,4 @@ func (s *server) search(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, res)
-}
-
-// Routes lists the method and path of every route, for the test that keeps the OpenAPI spec honest.
-func Routes(h http.Handler) [][2]string {
-	var out [][2]string
-	for _, r := range h.(*echo.Echo).Routes() {
-		out = append(out, [2]string{r.Method, r.Path})
-	}
-	return out
 }

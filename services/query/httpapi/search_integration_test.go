@@ -15,12 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orders-oss/orders/internal/searchindex"
 	"github.com/orders-oss/orders/internal/testenv"
 	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/pkg/events"
-	"github.com/orders-oss/orders/services/projector-search/searchindex"
 	"github.com/orders-oss/orders/services/query/httpapi"
-	"github.com/orders-oss/orders/services/query/search"
 )
 
 type result struct {
@@ -49,7 +48,7 @@ func get(t *testing.T, srv *httptest.Server, path string) (int, result) {
 func searchServer(t *testing.T, alias string) *httptest.Server {
 	t.Helper()
 	client := testenv.OpenSearch(t)
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Search: search.New(client, alias),
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Search: searchindex.New(client, alias),
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Ready: func(context.Context) error { return nil }}))
 	t.Cleanup(srv.Close)
 	return srv

@@ -18,7 +18,7 @@ func TestOpenAPISpecMatchesRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	served := apispec.Routes(Routes(New(Config{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})))
+	served := apispec.Routes(New(Config{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).Routes())
 	for _, d := range apispec.Diff(served, described) {
 		t.Error(d)
 	}

@@ -1,7 +1,8 @@
-// Package search answers GET /orders/search from the OpenSearch orders index: full text over the
+package searchindex
+
+// The readers' side: GET /orders/search of the query API, through the alias: full text over the
 // customer, item names, skus and tracking numbers, filters, sort, cursor pagination and status facets.
 // Input is bounded and validated here; OpenSearch failures become ErrUnavailable, never raw errors.
-package search
 
 import (
 	"bytes"
@@ -14,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/opensearch-project/opensearch-go/v2"
 	"github.com/opensearch-project/opensearch-go/v2/opensearchapi"
 
 	"github.com/orders-oss/orders/pkg/api"
@@ -30,8 +30,8 @@ const (
 // ErrUnavailable: the search index could not answer (down, missing, or refused the query).
 var ErrUnavailable = errors.New("search is unavailable")
 
-// Request is a validated search.
-type Request struct {
+// SearchRequest is a validated search.
+type SearchRequest struct {
 	Q          string
 	Statuses   []string
 	Currency   string
@@ -44,8 +44,8 @@ type Request struct {
 	Cursor     string
 }
 
-// Result is the answer's body.
-type Result struct {
+// SearchResult is the answer's body.
+type SearchResult struct {
 	Total      int64                       `json:"total"`
 	Hits       []api.Order                 `json:"hits"`
 	NextCursor *string                     `json:"next_cursor"`
@@ -58,35 +58,24 @@ var sortFields = map[string]string{"placed_at": "placed_at", "updated_at": "upda
 // ValidSort reports whether s names a sort.
 func ValidSort(s string) bool { _, ok := sortFields[strings.TrimPrefix(s, "-")]; return ok }
 
-// Searcher queries one alias.
-type Searcher struct {
-	client *opensearch.Client
-	alias  string
-}
-
-// New returns a searcher on alias.
-func New(client *opensearch.Client, alias string) *Searcher {
-	return &Searcher{client: client, alias: alias}
-}
-
-// Search runs the request.
-func (s *Searcher) Search(ctx context.Context, req Request) (Result, error) {
+// Search runs the request on the alias.
+func (ix *Index) Search(ctx context.Context, req SearchRequest) (SearchResult, error) {
 	body, err := buildQuery(req)
 	if err != nil {
-		return Result{}, err
+		return SearchResult{}, err
 	}
-	res, err := opensearchapi.SearchRequest{Index: []string{s.alias}, Body: bytes.NewReader(body),
-		TrackTotalHits: true}.Do(ctx, s.client)
+	res, err := opensearchapi.SearchRequest{Index: []string{ix.alias}, Body: bytes.NewReader(body),
+		TrackTotalHits: true}.Do(ctx, ix.client)
 	if err != nil {
-		return Result{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return SearchResult{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(res.Body)
 	if err != nil {
-		return Result{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return SearchResult{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	if res.IsError() {
-		return Result{}, fmt.Errorf("%w: %s: %.300s", ErrUnavailable, res.Status(), raw)
+		return SearchResult{}, fmt.Errorf("%w: %s: %.300s", ErrUnavailable, res.Status(), raw)
 	}
 	var sr struct {
 		Hits struct {
@@ -108,9 +97,9 @@ func (s *Searcher) Search(ctx context.Context, req Request) (Result, error) {
 		} `json:"aggregations"`
 	}
 	if err := json.Unmarshal(raw, &sr); err != nil {
-		return Result{}, fmt.Errorf("%w: answer: %v", ErrUnavailable, err)
+		return SearchResult{}, fmt.Errorf("%w: answer: %v", ErrUnavailable, err)
 	}
-	out := Result{Total: sr.Hits.Total.Value, Hits: []api.Order{}, Facets: map[string]map[string]int64{"status": {}}}
+	out := SearchResult{Total: sr.Hits.Total.Value, Hits: []api.Order{}, Facets: map[string]map[string]int64{"status": {}}}
 	for _, h := range sr.Hits.Hits {
 		out.Hits = append(out.Hits, h.Source)
 	}
@@ -129,7 +118,7 @@ func (s *Searcher) Search(ctx context.Context, req Request) (Result, error) {
 
 // buildQuery turns a request into an OpenSearch query body. The free text goes through
 // simple_query_string, which never fails on user syntax.
-func buildQuery(req Request) ([]byte, error) {
+func buildQuery(req SearchRequest) ([]byte, error) {
 	var must, filter []any
 	if q := strings.TrimSpace(req.Q); q != "" {
 		must = append(must, map[string]any{"simple_query_string": map[string]any{

@@ -1,6 +1,6 @@
 //go:build integration
 
-package projector_test
+package searchindex_test
 
 import (
 	"context"
@@ -19,10 +19,9 @@ import (
 
 	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/internal/projection"
+	"github.com/orders-oss/orders/internal/searchindex"
 	"github.com/orders-oss/orders/internal/testenv"
 	"github.com/orders-oss/orders/pkg/events"
-	"github.com/orders-oss/orders/services/projector-search/projector"
-	"github.com/orders-oss/orders/services/projector-search/searchindex"
 )
 
 type loopEnv struct {
@@ -31,7 +30,7 @@ type loopEnv struct {
 	group   string
 	brokers []string
 	ix      *searchindex.Index
-	parking *projector.Parking
+	parking *projection.ParkedSet
 	search  *opensearch.Client
 	parked  string // the parking index
 	metrics *projection.Metrics
@@ -46,7 +45,7 @@ func newLoopEnv(t *testing.T) *loopEnv {
 	if err := ix.Ensure(ctx, prefix+"-orders-v1"); err != nil {
 		t.Fatal(err)
 	}
-	parking, err := projector.NewParking(ctx, search, prefix+"-orders-parked")
+	parking, err := searchindex.NewParking(ctx, search, prefix+"-orders-parked")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +61,7 @@ func (e *loopEnv) loop() (*projection.Loop, *kgo.Client) {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(cl.Close)
-	return &projection.Loop{Client: cl, Handler: projector.Handler{Index: e.ix}, Parking: e.parking, Topic: e.topic, Group: e.group,
+	return &projection.Loop{Client: cl, Handler: searchindex.Handler{Index: e.ix}, Parking: e.parking, Topic: e.topic, Group: e.group,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: e.metrics}, cl
 }
 

@@ -1,5 +1,7 @@
-// Package searchindex is the OpenSearch side of the search projector: the orders index behind an
-// alias with an explicit mapping, and version-guarded bulk writes of order documents. A document is an
+// Package searchindex is the OpenSearch read model of orders, the counterpart of package readmodel:
+// the orders index behind an alias with an explicit mapping, its generations (a rebuild fills a new
+// index and moves the alias), version-guarded bulk writes of order documents, projector-search's
+// handler and parking, and the reads and searches of the query API. A document is an
 // order in its API shape (pkg/api.Order), indexed with version_type=external and the order's version,
 // so a duplicate or stale write is refused by OpenSearch itself (409 = already applied).
 package searchindex
@@ -259,4 +261,11 @@ func (ix *Index) EachID(ctx context.Context, fn func(id string)) error {
 		}
 		after = sr.Hits.Hits[len(sr.Hits.Hits)-1].Sort
 	}
+}
+
+// Ping checks that the cluster answers (its health request).
+func (ix *Index) Ping(ctx context.Context) error {
+	res, err := opensearchapi.ClusterHealthRequest{}.Do(ctx, ix.client)
+	_, err = check("cluster health", res, err)
+	return err
 }

@@ -1,6 +1,6 @@
 //go:build integration
 
-package tableproj_test
+package readmodel_test
 
 import (
 	"context"
@@ -22,7 +22,6 @@ import (
 	"github.com/orders-oss/orders/internal/testenv"
 	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/pkg/events"
-	"github.com/orders-oss/orders/services/projector-orders/tableproj"
 )
 
 var placed = events.OrderPlaced{Customer: events.Customer{ID: "c-1", Name: "Ada Lovelace", Email: "ada@example.com"},
@@ -93,7 +92,7 @@ func TestApplyFoldsIdempotentlyAndRefusesGaps(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool, gen := newModel(t)
-	h := tableproj.Handler{Pool: pool, Generation: gen}
+	h := readmodel.Handler{Pool: pool, Generation: gen}
 	a, b := uuid.NewString(), uuid.NewString()
 	aEvents, aEnvs := history(t, a, placed, events.OrderItemAdded{Item: events.LineItem{SKU: "PEN-2", Name: "Pen", Quantity: 3, UnitPrice: 250}},
 		events.PaymentConfirmed{Amount: 4748, Currency: "EUR", Reference: "pay-1"}, events.OrderShipped{Carrier: "DHL", TrackingNumber: "JD0001"})
@@ -163,7 +162,7 @@ func TestApplyParksOnlyTheOrderPostgresRefuses(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool, gen := newModel(t)
-	h := tableproj.Handler{Pool: pool, Generation: gen}
+	h := readmodel.Handler{Pool: pool, Generation: gen}
 	good, bad := uuid.NewString(), uuid.NewString()
 	goodEvents, _ := history(t, good, placed)
 	nul := placed
@@ -193,14 +192,14 @@ type loopEnv struct {
 	topic   string
 	group   string
 	brokers []string
-	parking *tableproj.Parking
+	parking *readmodel.Parking
 	metrics *projection.Metrics
 }
 
 func newLoopEnv(t *testing.T) *loopEnv {
 	t.Helper()
 	pool, gen := newModel(t)
-	parking, err := tableproj.NewParking(context.Background(), pool, gen)
+	parking, err := readmodel.NewParking(context.Background(), pool, gen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +214,7 @@ func (e *loopEnv) loop() (*projection.Loop, *kgo.Client) {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(cl.Close)
-	return &projection.Loop{Client: cl, Handler: tableproj.Handler{Pool: e.pool, Generation: e.gen}, Parking: e.parking,
+	return &projection.Loop{Client: cl, Handler: readmodel.Handler{Pool: e.pool, Generation: e.gen}, Parking: e.parking,
 		Topic: e.topic, Group: e.group, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: e.metrics}, cl
 }
 
@@ -400,7 +399,7 @@ func TestReplayUnparksAfterTheMissingEventArrives(t *testing.T) {
 		t.Errorf("Replay of an unparked order = %v, want ErrNothingParked", err)
 	}
 	// A parking opened afresh (a restart) still knows nothing is parked.
-	p2, err := tableproj.NewParking(ctx, e.pool, e.gen)
+	p2, err := readmodel.NewParking(ctx, e.pool, e.gen)
 	if err != nil || p2.Count() != 0 {
 		t.Errorf("reloaded parking has %d orders (%v), want 0", p2.Count(), err)
 	}

@@ -1,6 +1,6 @@
 //go:build integration
 
-package projector_test
+package searchindex_test
 
 import (
 	"context"
@@ -11,15 +11,15 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/orders-oss/orders/internal/order"
+	"github.com/orders-oss/orders/internal/projection"
+	"github.com/orders-oss/orders/internal/searchindex"
 	"github.com/orders-oss/orders/internal/testenv"
 	"github.com/orders-oss/orders/pkg/events"
-	"github.com/orders-oss/orders/services/projector-search/projector"
-	"github.com/orders-oss/orders/services/projector-search/searchindex"
 )
 
-func history(t *testing.T, id string, payloads ...events.Payload) ([]projector.Event, []events.Envelope) {
+func history(t *testing.T, id string, payloads ...events.Payload) ([]projection.Event, []events.Envelope) {
 	t.Helper()
-	var evs []projector.Event
+	var evs []projection.Event
 	var envs []events.Envelope
 	for i, p := range payloads {
 		typ, sv, data, err := events.Encode(p)
@@ -28,7 +28,7 @@ func history(t *testing.T, id string, payloads ...events.Payload) ([]projector.E
 		}
 		e := events.Envelope{EventID: uuid.Must(uuid.NewV7()), OrderID: id, Version: int64(i + 1), Type: typ, SchemaVersion: sv, Data: data,
 			OccurredAt: time.Date(2026, 11, 22, 10, i, 0, 0, time.UTC)}
-		evs = append(evs, projector.Event{Envelope: e, Payload: p})
+		evs = append(evs, projection.Event{Envelope: e, Payload: p})
 		envs = append(envs, e)
 	}
 	return evs, envs
@@ -52,24 +52,24 @@ func TestApplyFoldsIdempotentlyAndRefusesGaps(t *testing.T) {
 	bEvents, _ := history(t, b, placed, events.OrderCancelled{Reason: "r"}, events.OrderItemRemoved{SKU: "x"})
 
 	// First batch: a's first two events, b's first.
-	res, err := projector.Apply(ctx, ix, []projector.Event{aEvents[0], bEvents[0], aEvents[1]})
+	res, err := searchindex.Handler{Index: ix}.Apply(ctx, []projection.Event{aEvents[0], bEvents[0], aEvents[1]}, nil)
 	if err != nil || res.Applied != 3 || res.Duplicates != 0 || len(res.Failed) != 0 {
 		t.Fatalf("first batch = %+v, %v; want 3 applied", res, err)
 	}
 	// Redelivery of the same batch plus a's next two. a's batch starts at version 1, so a is folded
 	// from scratch (no read) and written at version 4 over version 2; b's redelivered version 1 is
 	// refused by the index (409) and counted as a duplicate.
-	res, err = projector.Apply(ctx, ix, []projector.Event{aEvents[0], aEvents[1], bEvents[0], aEvents[2], aEvents[3]})
+	res, err = searchindex.Handler{Index: ix}.Apply(ctx, []projection.Event{aEvents[0], aEvents[1], bEvents[0], aEvents[2], aEvents[3]}, nil)
 	if err != nil || res.Applied != 4 || res.Duplicates != 1 || len(res.Failed) != 0 {
 		t.Fatalf("redelivery = %+v, %v; want 4 applied (a refolded), 1 duplicate (b)", res, err)
 	}
 	// A redelivery that starts mid-history reads the document and skips what it already holds.
-	res, err = projector.Apply(ctx, ix, []projector.Event{aEvents[2], aEvents[3]})
+	res, err = searchindex.Handler{Index: ix}.Apply(ctx, []projection.Event{aEvents[2], aEvents[3]}, nil)
 	if err != nil || res.Applied != 0 || res.Duplicates != 2 {
 		t.Fatalf("mid-history redelivery = %+v, %v; want 2 duplicates", res, err)
 	}
 	// b's version 3 without version 2: a gap, never applied.
-	res, err = projector.Apply(ctx, ix, []projector.Event{bEvents[2]})
+	res, err = searchindex.Handler{Index: ix}.Apply(ctx, []projection.Event{bEvents[2]}, nil)
 	if err != nil || res.Applied != 0 || res.Failed[b] == nil {
 		t.Fatalf("gap = %+v, %v; want b failed", res, err)
 	}
