@@ -193,6 +193,9 @@ EOF
   as "$u" "$PG_BIN/psql" -h "$sock" -p "$PG_PORT" -U postgres -qAt -v ON_ERROR_STOP=1 >/dev/null <<'EOF'
 SELECT 'CREATE ROLE orders LOGIN CREATEDB PASSWORD ''orders''' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'orders')\gexec
 SELECT 'CREATE DATABASE orders OWNER orders' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'orders')\gexec
+-- Tests drop their databases WITH (FORCE), which must end every session in them, an autovacuum
+-- worker's too: pg_signal_backend lets a non-superuser do that (never a superuser's session).
+GRANT pg_signal_backend TO orders;
 EOF
   wait_ready postgres postgres "$DATABASE_URL" "$log"
 }

@@ -2,11 +2,14 @@ package testenv
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/url"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	tcpostgres "github.com/testcontainers/testcontainers-go/modules/postgres"
 )
@@ -50,7 +53,7 @@ func PostgresURL(t testing.TB) string {
 			return
 		}
 		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		if err := dropDatabase(ctx, conn, name); err != nil {
 			t.Errorf("testenv: drop database %s: %v", name, err)
 		}
 	})
@@ -73,4 +76,23 @@ func Postgres(t testing.TB) *pgxpool.Pool {
 	}
 	t.Cleanup(pool.Close)
 	return pool
+}
+
+// dropDatabase drops a test's database, ending the sessions still in it. Ending a session of another
+// role (an autovacuum worker's, say) needs membership in pg_signal_backend, which the local stack
+// grants to its role; with a role that lacks it, such a session makes the drop fail with 42501 for as
+// long as it lasts (an autovacuum worker is done in moments), so that error is retried for a while.
+func dropDatabase(ctx context.Context, conn *pgx.Conn, name string) error {
+	for backoff := 50 * time.Millisecond; ; backoff *= 2 {
+		_, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+		var pe *pgconn.PgError
+		if err == nil || !errors.As(err, &pe) || pe.Code != "42501" {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (grant pg_signal_backend to the role of DATABASE_URL, as deploy/local/stack.sh does)", err)
+		case <-time.After(backoff):
+		}
+	}
 }
