@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/problem"
 )
 
@@ -53,9 +54,6 @@ type Config struct {
 	BodyLimit string
 	// Metrics, when set, is served at /metrics.
 	Metrics *prometheus.Registry
-	// DrainDelay is how long Run keeps serving after its context ended, with /readyz answering 503,
-	// before it stops accepting connections: the time a load balancer needs to stop sending new ones.
-	DrainDelay time.Duration
 }
 
 // Server is a service's HTTP side: an echo instance set up by New. It is an http.Handler.
@@ -109,12 +107,12 @@ func (s *Server) Routes() [][2]string {
 	return out
 }
 
-// Run listens on addr and serves until ctx ends. Then /readyz answers 503 for DrainDelay while
+// Run listens on l.Addr and serves until ctx ends. Then /readyz answers 503 for l.DrainDelay while
 // requests are still served, the listener closes, requests in flight get up to ShutdownTimeout to
 // finish, and Run returns. onListen, when not nil, receives the bound address once listening (useful
 // with ":0" in tests).
-func (s *Server) Run(ctx context.Context, addr string, onListen func(net.Addr)) error {
-	log := s.cfg.Log
+func (s *Server) Run(ctx context.Context, l Listen, onListen func(net.Addr)) error {
+	log, addr := s.cfg.Log, l.Addr
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
@@ -139,7 +137,7 @@ func (s *Server) Run(ctx context.Context, addr string, onListen func(net.Addr)) 
 	case <-ctx.Done():
 	}
 	s.draining.Store(true)
-	if d := s.cfg.DrainDelay; d > 0 {
+	if d := l.DrainDelay; d > 0 {
 		log.Info("draining: /readyz answers 503", "for", d.String())
 		select {
 		case err := <-errc:
@@ -159,11 +157,11 @@ func (s *Server) Run(ctx context.Context, addr string, onListen func(net.Addr)) 
 	return nil
 }
 
-// RunWith serves s on addr while work runs (a projector's consume loop, the relay's publish loop).
+// RunWith serves s on l while work runs (a projector's consume loop, the relay's publish loop).
 // When ctx ends, both stop; when work returns, the server is stopped too, and when the server fails,
 // work's context is cancelled. It returns work's error (context cancellation is not one), else the
 // server's.
-func (s *Server) RunWith(ctx context.Context, addr string, work func(ctx context.Context) error) error {
+func (s *Server) RunWith(ctx context.Context, l Listen, work func(ctx context.Context) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -171,7 +169,7 @@ func (s *Server) RunWith(ctx context.Context, addr string, work func(ctx context
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if serveErr = s.Run(ctx, addr, nil); serveErr != nil {
+		if serveErr = s.Run(ctx, l, nil); serveErr != nil {
 			s.cfg.Log.Error("http server stopped", "error", serveErr.Error())
 			cancel() // a worker nobody can probe is stopped rather than left running blind
 		}
@@ -200,4 +198,19 @@ func Main(service string, run func(ctx context.Context, getenv func(string) stri
 		fmt.Fprintln(os.Stderr, service+":", err)
 		os.Exit(1)
 	}
+}
+
+// Listen is what every service reads about its HTTP side (docs/configuration.md).
+type Listen struct {
+	Addr string // HTTP_ADDR
+	// DrainDelay (HTTP_DRAIN_DELAY) is how long Run keeps serving after its context ended, with
+	// /readyz answering 503, before it stops accepting connections: the time a load balancer needs to
+	// stop sending new requests.
+	DrainDelay time.Duration
+}
+
+// ReadListen reads HTTP_ADDR (addr when unset) and HTTP_DRAIN_DELAY (2 s when unset: enough for a
+// load balancer or Kubernetes endpoints to stop sending new requests once /readyz says 503).
+func ReadListen(r *envconfig.Reader, addr string) Listen {
+	return Listen{Addr: r.String("HTTP_ADDR", addr), DrainDelay: r.Duration("HTTP_DRAIN_DELAY", 2*time.Second, 0, time.Minute)}
 }

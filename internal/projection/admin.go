@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -13,10 +14,15 @@ import (
 )
 
 // Routes adds a projector's operator endpoint to e: POST /parked/{order}/replay replays an order's
-// parked events after a fix (ordersctl projector replay orders|search ID). mw guards it (the
-// service's authentication).
-func (l *Loop) Routes(e *echo.Echo, mw ...echo.MiddlewareFunc) {
+// parked events after a fix (ordersctl projector replay orders|search ID). The loop is set once the
+// projector has started (its servers answered); until then the endpoint answers 503. mw guards it
+// (the service's authentication).
+func Routes(e *echo.Echo, loop *atomic.Pointer[Loop], mw ...echo.MiddlewareFunc) {
 	e.POST("/parked/:order/replay", func(c echo.Context) error {
+		l := loop.Load()
+		if l == nil {
+			return problem.New(http.StatusServiceUnavailable, "starting", "the projector is starting (waiting for its servers); retry shortly")
+		}
 		n, err := l.Replay(c.Request().Context(), c.Param("order"))
 		switch {
 		case errors.Is(err, ErrNothingParked):

@@ -23,7 +23,7 @@ func main() { httpserver.Main("command", run) }
 // config is everything the service reads from its environment (documented in docs/configuration.md).
 type config struct {
 	DatabaseURL  string
-	HTTPAddr     string
+	HTTP         httpserver.Listen
 	BodyLimit    string
 	MaxRetries   int
 	PoolMaxConns int
@@ -33,7 +33,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	r := envconfig.New(getenv)
 	c := config{
 		DatabaseURL:  r.Required("DATABASE_URL"),
-		HTTPAddr:     r.String("HTTP_ADDR", ":8080"),
+		HTTP:         httpserver.ReadListen(r, ":8080"),
 		BodyLimit:    r.String("BODY_LIMIT", "256KB"),
 		MaxRetries:   r.Int("COMMAND_MAX_RETRIES", 5, 0, 100),
 		PoolMaxConns: r.Int("DB_MAX_CONNS", 32, 1, 1000),
@@ -64,7 +64,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		BodyLimit: cfg.BodyLimit,
 		Ready:     pool.Ping,
 	})
-	return api.Run(ctx, cfg.HTTPAddr, nil)
+	return api.Run(ctx, cfg.HTTP, nil)
 }
 
 func openPool(ctx context.Context, cfg config) (*pgxpool.Pool, error) {

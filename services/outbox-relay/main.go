@@ -28,7 +28,7 @@ type config struct {
 	Topic           string
 	Partitions      int
 	Replication     int
-	HTTPAddr        string
+	HTTP            httpserver.Listen
 	BatchSize       int
 	MaxPollInterval time.Duration
 	ProduceTimeout  time.Duration
@@ -46,7 +46,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Topic:           r.String("EVENTS_TOPIC", "orders.events"),
 		Partitions:      r.Int("EVENTS_TOPIC_PARTITIONS", 6, 1, 10_000),
 		Replication:     r.Int("EVENTS_TOPIC_REPLICATION", -1, -1, 32),
-		HTTPAddr:        r.String("HTTP_ADDR", ":8082"),
+		HTTP:            httpserver.ReadListen(r, ":8082"),
 		BatchSize:       r.Int("RELAY_BATCH_SIZE", 5000, 1, 10_000),
 		MaxPollInterval: r.Duration("RELAY_MAX_POLL_INTERVAL", 50*time.Millisecond, time.Millisecond, time.Minute),
 		ProduceTimeout:  r.Duration("RELAY_PRODUCE_TIMEOUT", 10*time.Second, 100*time.Millisecond, 5*time.Minute),
@@ -119,7 +119,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			}
 			return nil
 		}})
-	return srv.RunWith(ctx, cfg.HTTPAddr, func(ctx context.Context) error {
+	return srv.RunWith(ctx, cfg.HTTP, func(ctx context.Context) error {
 		// Topic: create or check, retrying while Kafka is away.
 		adm := kadm.NewClient(client)
 		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, cfg.MaxErrorBackoff) {

@@ -12,7 +12,7 @@ func TestLoadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Topic != "orders.events" || cfg.Partitions != 6 || cfg.HTTPAddr != ":8082" || cfg.BatchSize != 5000 ||
+	if cfg.Topic != "orders.events" || cfg.Partitions != 6 || cfg.HTTP.Addr != ":8082" || cfg.BatchSize != 5000 ||
 		len(cfg.Brokers) != 2 || cfg.ProduceTimeout != 10*time.Second {
 		t.Errorf("defaults = %+v", cfg)
 	}

@@ -7,9 +7,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,27 +28,19 @@ import (
 func main() { httpserver.Main("projector-orders", run) }
 
 type config struct {
+	projection.Config
 	DatabaseURL string
-	Brokers     []string
-	Topic       string
-	Group       string
-	HTTPAddr    string
-	BatchSize   int
+	HTTP        httpserver.Listen
 	Failpoint   string
-	Session     time.Duration
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
 	r := envconfig.New(getenv)
 	c := config{
+		Config:      projection.ReadConfig(r, "projector-orders"),
 		DatabaseURL: r.Required("DATABASE_URL"),
-		Brokers:     r.List("KAFKA_BROKERS", true),
-		Topic:       r.String("EVENTS_TOPIC", "orders.events"),
-		Group:       r.String("PROJECTOR_GROUP", "projector-orders"),
-		HTTPAddr:    r.String("HTTP_ADDR", ":8083"),
-		BatchSize:   r.Int("PROJECTOR_BATCH_SIZE", 5000, 1, 100000),
+		HTTP:        httpserver.ReadListen(r, ":8083"),
 		Failpoint:   r.String("PROJECTOR_FAILPOINT", ""),
-		Session:     r.Duration("PROJECTOR_SESSION_TIMEOUT", 45*time.Second, 6*time.Second, 30*time.Minute),
 	}
 	r.Check(c.Failpoint == "" || c.Failpoint == "kill-after-write", "PROJECTOR_FAILPOINT", "must be empty or kill-after-write (for crash tests only)")
 	return c, r.Err()
@@ -63,38 +57,20 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	defer pool.Close()
-	gen, err := projection.WaitFor(ctx, log, "postgres", func() (int, error) { return readmodel.Ensure(ctx, pool) })
-	if err != nil {
-		return err
-	}
-	parking, err := readmodel.NewParking(ctx, pool, gen)
-	if err != nil {
-		return err
-	}
-	client, err := kgo.NewClient(append(projection.ConsumerOptions(cfg.Brokers, cfg.Topic, cfg.Group),
-		kgo.SessionTimeout(cfg.Session))...)
+	client, err := kgo.NewClient(cfg.MemberOptions()...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer client.Close()
-	adm := kadm.NewClient(client)
-	if _, err := projection.WaitFor(ctx, log, "kafka", func() (int, error) {
-		return 0, projection.CheckOffsets(ctx, adm, cfg.Topic, cfg.Group)
-	}); err != nil {
-		return err
-	}
 	metrics := projection.NewMetrics()
-	loop := &projection.Loop{Client: client, Handler: readmodel.Handler{Pool: pool, OnGeneration: parking.Use}, Parking: parking,
-		Topic: cfg.Topic, Group: cfg.Group, Log: log, Metrics: metrics, MaxRecords: cfg.BatchSize, LagEvery: 5 * time.Second}
-	if cfg.Failpoint == "kill-after-write" {
-		// The crash test's failpoint: SIGKILL between the read-model write and the offset commit.
-		loop.AfterWrite = func() {
-			log.Warn("failpoint kill-after-write: killing this process before the offset commit")
-			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		}
-	}
+	// The HTTP endpoints come up first: /healthz answers while the projector waits for its servers,
+	// /readyz says what it waits for.
+	var live atomic.Pointer[projection.Loop]
 	srv := httpserver.New(httpserver.Config{Service: "projector-orders", Log: log, Metrics: metrics.Registry,
 		Ready: func(ctx context.Context) error {
+			if live.Load() == nil {
+				return errors.New("starting: waiting for Postgres and Kafka")
+			}
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("postgres: %w", err)
 			}
@@ -103,11 +79,34 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			}
 			return nil
 		}})
-	loop.Routes(srv.Echo)
-	log.Info("projecting", "topic", cfg.Topic, "group", cfg.Group, "live_generation", readmodel.Schema(gen), "parked_orders", parking.Count())
-	err = srv.RunWith(ctx, cfg.HTTPAddr, loop.Run)
-	if err == nil {
-		log.Info("stopped")
-	}
-	return err
+	projection.Routes(srv.Echo, &live)
+	return srv.RunWith(ctx, cfg.HTTP, func(ctx context.Context) error {
+		// The servers may come up after the projector, in any order: wait for each.
+		gen, err := projection.WaitFor(ctx, log, "postgres", func() (int, error) { return readmodel.Ensure(ctx, pool) })
+		if err != nil {
+			return err
+		}
+		parking, err := projection.WaitFor(ctx, log, "postgres", func() (*readmodel.Parking, error) { return readmodel.NewParking(ctx, pool, gen) })
+		if err != nil {
+			return err
+		}
+		if _, err := projection.WaitFor(ctx, log, "kafka", func() (int, error) {
+			return 0, projection.CheckOffsets(ctx, kadm.NewClient(client), cfg.Topic, cfg.Group)
+		}); err != nil {
+			return err
+		}
+		loop := &projection.Loop{Client: client, Handler: readmodel.Handler{Pool: pool, OnGeneration: parking.Use}, Parking: parking,
+			Topic: cfg.Topic, Group: cfg.Group, Log: log, Metrics: metrics, MaxRecords: cfg.BatchSize, LagEvery: 5 * time.Second}
+		if cfg.Failpoint == "kill-after-write" {
+			// The crash test's failpoint: SIGKILL between the read-model write and the offset commit.
+			loop.AfterWrite = func() {
+				log.Warn("failpoint kill-after-write: killing this process before the offset commit")
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			}
+		}
+		live.Store(loop)
+		log.Info("projecting", "topic", cfg.Topic, "group", cfg.Group, "instance_id", cfg.InstanceID,
+			"live_generation", readmodel.Schema(gen), "parked_orders", parking.Count())
+		return projection.RunMember(ctx, cfg.Config, client, loop, log)
+	})
 }

@@ -6,8 +6,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/opensearch-project/opensearch-go/v2"
@@ -23,26 +25,22 @@ import (
 func main() { httpserver.Main("projector-search", run) }
 
 type config struct {
-	Brokers       []string
+	projection.Config
 	OpenSearchURL string
-	Topic         string
-	Group         string
 	Alias         string
 	Index         string
-	HTTPAddr      string
+	HTTP          httpserver.Listen
 	GapGrace      time.Duration
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
 	r := envconfig.New(getenv)
 	c := config{
-		Brokers:       r.List("KAFKA_BROKERS", true),
+		Config:        projection.ReadConfig(r, "projector-search"),
 		OpenSearchURL: r.Required("OPENSEARCH_URL"),
-		Topic:         r.String("EVENTS_TOPIC", "orders.events"),
-		Group:         r.String("PROJECTOR_GROUP", "projector-search"),
 		Alias:         r.String("SEARCH_INDEX_ALIAS", "orders"),
 		Index:         r.String("SEARCH_INDEX", "orders-v1"),
-		HTTPAddr:      r.String("HTTP_ADDR", ":8084"),
+		HTTP:          httpserver.ReadListen(r, ":8084"),
 		GapGrace:      r.Duration("PROJECTOR_GAP_GRACE", 10*time.Second, 0, 10*time.Minute),
 	}
 	return c, r.Err()
@@ -59,26 +57,20 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("OPENSEARCH_URL: %w", err)
 	}
 	ix := searchindex.New(search, cfg.Alias)
-	if err := ix.Ensure(ctx, cfg.Index); err != nil {
-		return err
-	}
-	parking, err := searchindex.NewParking(ctx, search, searchindex.ParkingIndex(cfg.Alias))
-	if err != nil {
-		return err
-	}
-	client, err := kgo.NewClient(projection.ConsumerOptions(cfg.Brokers, cfg.Topic, cfg.Group)...)
+	client, err := kgo.NewClient(cfg.MemberOptions()...)
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
 	defer client.Close()
-	if err := projection.CheckOffsets(ctx, kadm.NewClient(client), cfg.Topic, cfg.Group); err != nil {
-		return err
-	}
 	metrics := projection.NewMetrics()
-	loop := &projection.Loop{Client: client, Handler: searchindex.Handler{Index: ix}, Parking: parking, Topic: cfg.Topic,
-		Group: cfg.Group, Log: log, Metrics: metrics, GapGrace: cfg.GapGrace, LagEvery: 5 * time.Second}
+	// The HTTP endpoints come up first: /healthz answers while the projector waits for its servers,
+	// /readyz says what it waits for.
+	var live atomic.Pointer[projection.Loop]
 	srv := httpserver.New(httpserver.Config{Service: "projector-search", Log: log, Metrics: metrics.Registry,
 		Ready: func(ctx context.Context) error {
+			if live.Load() == nil {
+				return errors.New("starting: waiting for OpenSearch and Kafka")
+			}
 			if err := client.Ping(ctx); err != nil {
 				return fmt.Errorf("kafka: %w", err)
 			}
@@ -87,7 +79,28 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			}
 			return nil
 		}})
-	loop.Routes(srv.Echo)
-	log.Info("projecting", "topic", cfg.Topic, "group", cfg.Group, "alias", cfg.Alias, "parked_orders", parking.Count())
-	return srv.RunWith(ctx, cfg.HTTPAddr, loop.Run)
+	projection.Routes(srv.Echo, &live)
+	return srv.RunWith(ctx, cfg.HTTP, func(ctx context.Context) error {
+		// The servers may come up after the projector, in any order: wait for each.
+		if _, err := projection.WaitFor(ctx, log, "opensearch", func() (int, error) { return 0, ix.Ensure(ctx, cfg.Index) }); err != nil {
+			return err
+		}
+		parking, err := projection.WaitFor(ctx, log, "opensearch", func() (*projection.ParkedSet, error) {
+			return searchindex.NewParking(ctx, search, searchindex.ParkingIndex(cfg.Alias))
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := projection.WaitFor(ctx, log, "kafka", func() (int, error) {
+			return 0, projection.CheckOffsets(ctx, kadm.NewClient(client), cfg.Topic, cfg.Group)
+		}); err != nil {
+			return err
+		}
+		loop := &projection.Loop{Client: client, Handler: searchindex.Handler{Index: ix}, Parking: parking, Topic: cfg.Topic,
+			Group: cfg.Group, Log: log, Metrics: metrics, MaxRecords: cfg.BatchSize, GapGrace: cfg.GapGrace, LagEvery: 5 * time.Second}
+		live.Store(loop)
+		log.Info("projecting", "topic", cfg.Topic, "group", cfg.Group, "instance_id", cfg.InstanceID, "alias", cfg.Alias,
+			"parked_orders", parking.Count())
+		return projection.RunMember(ctx, cfg.Config, client, loop, log)
+	})
 }

@@ -24,7 +24,7 @@ type config struct {
 	DatabaseURL    string
 	OpenSearchURL  string
 	Alias          string
-	HTTPAddr       string
+	HTTP           httpserver.Listen
 	MinVersionWait time.Duration
 }
 
@@ -34,7 +34,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DatabaseURL:   r.Required("DATABASE_URL"),
 		OpenSearchURL: r.Required("OPENSEARCH_URL"),
 		Alias:         r.String("SEARCH_INDEX_ALIAS", "orders"),
-		HTTPAddr:      r.String("HTTP_ADDR", ":8081"),
+		HTTP:          httpserver.ReadListen(r, ":8081"),
 		// Bounded well below the server's write timeout (httpserver.WriteTimeout, 30s).
 		MinVersionWait: r.Duration("QUERY_MIN_VERSION_WAIT", httpapi.DefaultMinVersionWait, 0, 20*time.Second),
 	}
@@ -67,7 +67,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			}
 			return nil
 		}})
-	return h.Run(ctx, cfg.HTTPAddr, nil)
+	return h.Run(ctx, cfg.HTTP, nil)
 }
 
 // openPool connects to the read model's database. The pool connects lazily: the service starts (and

@@ -12,7 +12,7 @@ func TestLoadConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.HTTPAddr != ":8081" || cfg.Alias != "orders" || cfg.MinVersionWait != 3*time.Second || cfg.DatabaseURL != "postgres://x" {
+	if cfg.HTTP.Addr != ":8081" || cfg.Alias != "orders" || cfg.MinVersionWait != 3*time.Second || cfg.DatabaseURL != "postgres://x" {
 		t.Errorf("defaults = %+v", cfg)
 	}
 	env["QUERY_MIN_VERSION_WAIT"] = "750ms"
