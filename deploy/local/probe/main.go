@@ -1,9 +1,12 @@
-// Command probe answers one question for deploy/local/stack.sh: is this server ready to serve? It sends
-// a real request (a query, a metadata request, a cluster-health call) and exits 0 only on a good answer.
+// Command probe answers one question for deploy/local/stack.sh and for the health checks of
+// deploy/compose.yaml: is this server ready to serve? It sends a real request (a query, a metadata
+// request, a cluster-health call, an HTTP GET) and exits 0 only on a good answer. The image built by
+// deploy/Dockerfile has no shell or curl; it carries this probe instead.
 //
 //	probe postgres   postgres://...   runs SELECT 1
 //	probe kafka      127.0.0.1:9092   fetches cluster metadata and needs a controller and a broker
 //	probe opensearch http://...:9200  needs cluster health yellow or green
+//	probe http       http://127.0.0.1:8080/readyz   needs a 2xx answer (a service's readiness)
 package main
 
 import (
@@ -23,7 +26,7 @@ import (
 
 func main() {
 	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: probe postgres|kafka|opensearch ENDPOINT")
+		fmt.Fprintln(os.Stderr, "usage: probe postgres|kafka|opensearch|http ENDPOINT")
 		os.Exit(2)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -76,6 +79,20 @@ func run(ctx context.Context, what, endpoint string) error {
 		}
 		if h.Status != "green" && h.Status != "yellow" {
 			return fmt.Errorf("cluster health is %q", h.Status)
+		}
+		return nil
+	case "http":
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
+		if err != nil {
+			return err
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		if res.StatusCode < 200 || res.StatusCode > 299 {
+			return fmt.Errorf("GET %s: HTTP %d", endpoint, res.StatusCode)
 		}
 		return nil
 	}
