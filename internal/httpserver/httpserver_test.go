@@ -16,7 +16,9 @@ func TestReadinessFlipsBeforeShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan net.Addr, 1)
 	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, Listen{Addr: "127.0.0.1:0", DrainDelay: 700 * time.Millisecond}, func(a net.Addr) { addrc <- a }) }()
+	go func() {
+		done <- srv.Run(ctx, Listen{Addr: "127.0.0.1:0", DrainDelay: 700 * time.Millisecond}, func(a net.Addr) { addrc <- a })
+	}()
 	base := "http://" + (<-addrc).String()
 	status := func(path string) int {
 		res, err := http.Get(base + path)

@@ -13,20 +13,13 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orders-oss/orders/pkg/events"
 )
-
-// LeaderLockKey is the transaction-scoped advisory lock a relay holds while it publishes a batch. Only
-// the holder publishes; the lock ends with the transaction, or with the session when the process dies
-// or Postgres ends an idle transaction.
-const LeaderLockKey int64 = 0x6f7264657273_02
-
-// ErrNotLeader: another relay holds the lock; this one is a standby for now.
-var ErrNotLeader = errors.New("another relay is publishing")
 
 // ErrProducerBusy: records of an earlier, failed batch are still in the Kafka client's buffer (the
 // broker is unreachable); no new batch starts until they are delivered or fail.
@@ -38,26 +31,43 @@ type Config struct {
 	Client         *kgo.Client // idempotent producer with acks from all in-sync replicas
 	Topic          string
 	BatchSize      int
-	ProduceTimeout time.Duration // how long a batch may wait for acks before it is abandoned (not deleted)
+	ProduceTimeout time.Duration // how long a batch may wait for acks before it is abandoned (not deleted); at most Lease/2
+	// Lease is how long the leader's lease lasts without renewal (see lease.go): a standby takes over a
+	// paused, partitioned or dead leader within Lease plus its standby poll.
+	Lease time.Duration
+	// Instance names this relay (RELAY_INSTANCE_ID: the host or pod name); a restarted process of the
+	// same instance takes the lease back at once. Empty: a name of its own (tests, several relays in
+	// one process).
+	Instance string
 	// ShutdownGrace is how long Run lets the batch in progress finish once its context ends
 	// (default: ProduceTimeout plus one second).
 	ShutdownGrace time.Duration
 	Log           *slog.Logger
 	Metrics       *Metrics
+	// AfterPublish, when set, runs after a batch was acknowledged and before it is committed (a
+	// failpoint for the fencing tests: a pause there; nil in production).
+	AfterPublish func()
 }
 
 // Relay moves outbox rows to Kafka.
 type Relay struct {
 	Config
+	lease *lease
 }
+
+// DefaultLease is Config.Lease unless set; the produce deadline defaults to half of the lease.
+const DefaultLease = 5 * time.Second
 
 // New returns a relay.
 func New(cfg Config) *Relay {
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 500
 	}
-	if cfg.ProduceTimeout <= 0 {
-		cfg.ProduceTimeout = 10 * time.Second
+	if cfg.Lease <= 0 {
+		cfg.Lease = max(DefaultLease, 2*cfg.ProduceTimeout)
+	}
+	if cfg.ProduceTimeout <= 0 || cfg.ProduceTimeout > cfg.Lease/2 {
+		cfg.ProduceTimeout = cfg.Lease / 2 // the fencing needs the produce deadline inside the lease (lease.go)
 	}
 	if cfg.ShutdownGrace <= 0 {
 		cfg.ShutdownGrace = cfg.ProduceTimeout + time.Second
@@ -68,8 +78,16 @@ func New(cfg Config) *Relay {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Relay{cfg}
+	process := uuid.Must(uuid.NewV7()).String()
+	if cfg.Instance == "" {
+		cfg.Instance = "relay-" + process
+	}
+	return &Relay{Config: cfg, lease: &lease{instance: cfg.Instance, process: process, duration: cfg.Lease}}
 }
+
+// Close ends the relay's session on its instance name (Run does it when it returns); for a relay
+// driven with RunOnce.
+func (r *Relay) Close() { r.lease.release() }
 
 // producer is the part of *kgo.Client a batch needs (a fake in unit tests).
 type producer interface {
@@ -84,56 +102,42 @@ FROM outbox o JOIN events e ON e.position = o.position
 ORDER BY o.id
 LIMIT $1`
 
-// RunOnce publishes one batch: it takes the leader lock, reads the oldest committed outbox rows, sends
-// them, waits for every ack and deletes exactly those rows, all in one transaction. On any failure
-// nothing is deleted and the rows go out again with the next batch (duplicates, never gaps). It returns
-// how many events it published.
+// RunOnce publishes one batch: it makes sure it holds the leader lease, reads the oldest committed
+// outbox rows, sends them, waits for every ack, and deletes exactly those rows in a statement that
+// checks it still holds the lease at the same epoch (lease.go). On any failure nothing is deleted and
+// the rows go out again with the next batch (duplicates, never gaps). It returns how many events it
+// published. No transaction stays open while it waits for Kafka.
 func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	if n := r.Client.BufferedProduceRecords(); n > 0 {
 		return 0, fmt.Errorf("%w (%d records)", ErrProducerBusy, n)
 	}
-	tx, err := r.Pool.Begin(ctx)
+	epoch, err := r.lease.ensure(ctx, r.Pool)
+	r.Metrics.Leader.Set(b2f(err == nil))
 	if err != nil {
-		r.Metrics.Leader.Set(0) // whatever lock this relay had ended with its transaction
-		return 0, fmt.Errorf("begin: %w", err)
+		return 0, err
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit this is a no-op
-
-	var leader bool
-	if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", LeaderLockKey).Scan(&leader); err != nil {
-		r.Metrics.Leader.Set(0)
-		return 0, fmt.Errorf("leader lock: %w", err)
-	}
-	r.Metrics.Leader.Set(b2f(leader))
-	if !leader {
-		return 0, ErrNotLeader
-	}
-	rows, err := tx.Query(ctx, claimSQL, r.BatchSize)
+	rows, err := r.Pool.Query(ctx, claimSQL, r.BatchSize)
 	if err != nil {
 		return 0, fmt.Errorf("read outbox: %w", err)
 	}
 	ids, records, recorded, err := r.collect(rows)
-	if err != nil {
+	if err != nil || len(ids) == 0 {
 		return 0, err
-	}
-	if len(ids) == 0 {
-		return 0, tx.Commit(ctx)
 	}
 	if err := publish(ctx, r.Client, r.ProduceTimeout, records, recorded, r.Metrics); err != nil {
 		r.Metrics.PublishErrors.Inc()
 		return 0, err
 	}
-	tag, err := tx.Exec(ctx, "DELETE FROM outbox WHERE id = ANY($1)", ids)
-	if err != nil {
-		return 0, fmt.Errorf("delete published rows: %w", err)
+	if r.AfterPublish != nil {
+		r.AfterPublish()
 	}
-	if int(tag.RowsAffected()) != len(ids) {
-		// Only the lock holder deletes, so this means the lock was lost (the session was ended): give up
-		// the batch; the rows that remain go out again.
-		return 0, fmt.Errorf("delete published rows: %d of %d were still there", tag.RowsAffected(), len(ids))
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("commit: %w", err)
+	if err := r.lease.commit(ctx, r.Pool, epoch, ids); err != nil {
+		if errors.Is(err, ErrFenced) {
+			r.Metrics.Leader.Set(0)
+			r.Log.Warn("lost the leader lease during a batch (paused or cut off longer than the lease); its rows stay for the new leader",
+				"instance", r.Instance, "epoch", epoch, "events", len(ids))
+		}
+		return 0, err
 	}
 	r.Metrics.Published.Add(float64(len(ids)))
 	return len(ids), nil

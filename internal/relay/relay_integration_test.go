@@ -59,7 +59,9 @@ func (f *fixture) relay() *relay.Relay {
 		f.t.Fatal(err)
 	}
 	f.t.Cleanup(cl.Close)
-	return relay.New(relay.Config{Pool: f.pool, Client: cl, Topic: f.topic, BatchSize: 100, ProduceTimeout: 5 * time.Second, Log: quiet})
+	r := relay.New(relay.Config{Pool: f.pool, Client: cl, Topic: f.topic, BatchSize: 100, Log: quiet})
+	f.t.Cleanup(r.Close)
+	return r
 }
 
 func newEvent(i int) eventstore.NewEvent {

@@ -42,7 +42,8 @@ func (p Polling) next(prev time.Duration, n, batch int, err error) time.Duration
 }
 
 // Run publishes until ctx ends. It never gives up: Kafka or Postgres being away only makes it wait
-// (with backoff) and log. It returns nil when ctx ends.
+// (with backoff) and log. It returns nil when ctx ends, or ErrInstanceInUse when another live process
+// runs as the same instance.
 //
 // A batch that has begun when ctx ends is finished rather than abandoned, so that a rolling restart
 // sends no duplicates; it still gets at most ShutdownGrace, after which it is abandoned (its rows stay
@@ -54,10 +55,15 @@ func (r *Relay) Run(ctx context.Context, p Polling) error {
 	defer stopGrace()
 	defer r.Metrics.Leader.Set(0)
 
+	defer r.lease.release()
+
 	var wait time.Duration
 	var lastErr string
 	for ctx.Err() == nil {
 		n, err := r.RunOnce(batchCtx)
+		if errors.Is(err, ErrInstanceInUse) {
+			return err
+		}
 		if err != nil && ctx.Err() != nil {
 			if errors.Is(err, ErrNotLeader) {
 				return nil

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -32,6 +33,8 @@ type config struct {
 	BatchSize       int
 	MaxPollInterval time.Duration
 	ProduceTimeout  time.Duration
+	Lease           time.Duration
+	Instance        string
 	IdleInTxTimeout time.Duration
 	BacklogInterval time.Duration
 	StandbyPoll     time.Duration
@@ -49,17 +52,18 @@ func loadConfig(getenv func(string) string) (config, error) {
 		HTTP:            httpserver.ReadListen(r, ":8082"),
 		BatchSize:       r.Int("RELAY_BATCH_SIZE", 5000, 1, 10_000),
 		MaxPollInterval: r.Duration("RELAY_MAX_POLL_INTERVAL", 50*time.Millisecond, time.Millisecond, time.Minute),
-		ProduceTimeout:  r.Duration("RELAY_PRODUCE_TIMEOUT", 10*time.Second, 100*time.Millisecond, 5*time.Minute),
+		Lease:           r.Duration("RELAY_LEASE", relay.DefaultLease, time.Second, 10*time.Minute),
+		Instance:        r.String("RELAY_INSTANCE_ID", hostname()),
 		IdleInTxTimeout: r.Duration("RELAY_IDLE_IN_TX_TIMEOUT", 30*time.Second, time.Second, time.Hour),
 		BacklogInterval: r.Duration("RELAY_BACKLOG_INTERVAL", 5*time.Second, 100*time.Millisecond, time.Hour),
 		StandbyPoll:     r.Duration("RELAY_STANDBY_POLL", 500*time.Millisecond, 10*time.Millisecond, time.Minute),
 		MaxErrorBackoff: r.Duration("RELAY_MAX_ERROR_BACKOFF", 5*time.Second, 10*time.Millisecond, 5*time.Minute),
 	}
+	c.ProduceTimeout = r.Duration("RELAY_PRODUCE_TIMEOUT", c.Lease/2, 100*time.Millisecond, 5*time.Minute)
 	r.Check(c.Replication != 0, "EVENTS_TOPIC_REPLICATION", "must be -1 (broker default) or 1 and more")
-	// A leader whose session Postgres ends for idling must not be able to get its acks after a standby
-	// took over: its produce deadline ends first.
-	r.Check(c.ProduceTimeout < c.IdleInTxTimeout, "RELAY_PRODUCE_TIMEOUT",
-		"must be shorter than RELAY_IDLE_IN_TX_TIMEOUT (%s)", c.IdleInTxTimeout)
+	// A leader paused or cut off past its lease must not get records out after a standby took over:
+	// each batch's produce deadline ends before its lease could have expired (relay/lease.go).
+	r.Check(c.ProduceTimeout <= c.Lease/2, "RELAY_PRODUCE_TIMEOUT", "must be at most half of RELAY_LEASE (%s)", c.Lease)
 	return c, r.Err()
 }
 
@@ -96,7 +100,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 
 	metrics := relay.NewMetrics()
 	r := relay.New(relay.Config{Pool: pool, Client: client, Topic: cfg.Topic, BatchSize: cfg.BatchSize,
-		ProduceTimeout: cfg.ProduceTimeout, Log: log, Metrics: metrics})
+		ProduceTimeout: cfg.ProduceTimeout, Lease: cfg.Lease, Instance: cfg.Instance, Log: log, Metrics: metrics})
 
 	// The HTTP endpoints come up first so an operator can see a relay that waits for its servers.
 	topicOK := make(chan struct{})
@@ -157,4 +161,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		}
 		return err
 	})
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
 }

@@ -13,7 +13,7 @@ func TestLoadConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Topic != "orders.events" || cfg.Partitions != 6 || cfg.HTTP.Addr != ":8082" || cfg.BatchSize != 5000 ||
-		len(cfg.Brokers) != 2 || cfg.ProduceTimeout != 10*time.Second {
+		len(cfg.Brokers) != 2 || cfg.ProduceTimeout != 2500*time.Millisecond || cfg.Lease != 5*time.Second || cfg.Instance == "" {
 		t.Errorf("defaults = %+v", cfg)
 	}
 	bad := map[string]string{"KAFKA_BROKERS": "", "RELAY_BATCH_SIZE": "0", "RELAY_PRODUCE_TIMEOUT": "40s"}
