@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/orders-oss/orders/internal/rebuild"
 )
 
 func TestUsageAndExitCodes(t *testing.T) {
@@ -51,8 +53,9 @@ func TestUsageAndExitCodes(t *testing.T) {
 
 func TestProgressPlainLines(t *testing.T) {
 	var out bytes.Buffer
-	p := newProgress(&out, 10, "events")
-	p.add(4)
+	p := newProgress(&out)
+	p.Phase(rebuild.PhaseReplay, 10)
+	p.Advance(4)
 	p.done()
 	if !strings.Contains(out.String(), "progress: 4/10 events (40.0%)") {
 		t.Errorf("progress printed %q, want a plain line with 4/10 events (40.0%%)", out.String())
