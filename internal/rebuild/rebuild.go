@@ -235,6 +235,8 @@ func Rebuild(ctx context.Context, c Clients, o Options, p Progress) (Result, err
 	return res, nil
 }
 
+var errInterrupted = errors.New("interrupted")
+
 // runner fills a generation from the topic.
 type runner struct {
 	adm     *kadm.Client
@@ -252,7 +254,13 @@ type runner struct {
 
 // run backfills when asked, then consumes the topic into the generation until it is caught up and
 // reads are switched (or, in place, until the group is at the topic's end).
-func (r *runner) run(ctx context.Context, res *Result) error {
+func (r *runner) run(ctx context.Context, res *Result) (err error) {
+	defer func() {
+		// Whatever failed while ctx was ending (a poll, a lag request) failed because of it.
+		if err != nil && ctx.Err() != nil && !errors.Is(err, errInterrupted) {
+			err = fmt.Errorf("%w: %w (%v)", errInterrupted, ctx.Err(), err)
+		}
+	}()
 	if r.source != nil {
 		n, err := backfill(ctx, r.source, r.gen.handler(), r.p)
 		res.Backfilled = n
@@ -278,7 +286,7 @@ func (r *runner) run(ctx context.Context, res *Result) error {
 	lastCheck := time.Time{}
 	for {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("interrupted: %w", err)
+			return fmt.Errorf("%w: %w", errInterrupted, err)
 		}
 		pctx, cancel := context.WithTimeout(ctx, poll)
 		err := loop.RunOnce(pctx)
