@@ -130,6 +130,9 @@ func (r *Report) add(d Difference) {
 // VerifyTarget verifies a read model (orders: the live table generation; search: the index behind
 // alias) against the event store in c.Pool.
 func VerifyTarget(ctx context.Context, c Clients, target Target, alias string, p Progress) (Report, error) {
+	if c.Pool == nil {
+		return Report{Target: target}, fmt.Errorf("verify %s: no Postgres pool (the event store)", target)
+	}
 	model, err := OpenModel(ctx, c, target, alias)
 	if err != nil {
 		return Report{Target: target}, err
