@@ -1,58 +1,65 @@
 // Command ordersctl is the operator CLI of orders. It reads the same configuration as the services
-// (DATABASE_URL, KAFKA_BROKERS, OPENSEARCH_URL, EVENTS_TOPIC).
+// (DATABASE_URL, KAFKA_BROKERS, OPENSEARCH_URL, EVENTS_TOPIC, ...). It holds flags, progress rendering
+// and output only: the work is done by internal/rebuild (which the web console calls too),
+// internal/eventstore and internal/readmodel.
 //
-// Exit codes: 0 done, 1 failed, 2 wrong usage.
+// Exit codes: 0 done, 1 failed or found a problem, 2 wrong usage.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
 )
 
-const usage = `ordersctl: operate an orders deployment.
+const rootLong = `ordersctl operates an orders deployment: it republishes events from the event store, shows the
+projectors and their read models, rebuilds and verifies a read model, and migrates the database.
 
-Usage:
   ordersctl events republish [--from-position N] [--to-position M] [--batch K]
-      Republish events from the event store (the source of truth) to the events topic, in order,
-      keyed by order id, e.g. for a topic that lost history or a new cluster. Consumers stay correct:
-      their writes are idempotent by (order id, version).
-  ordersctl projector status
-      Each projector's consumer group and its lag per partition, and whether the topic still starts
-      at offset 0 (a rebuild from a topic that lost records would be partial).
-  ordersctl projector rebuild orders|search [--in-place] [--backfill]
-      Rebuild a read model from offset 0 into a fresh generation (new tables or a new index) while the
-      live one serves, then switch reads to it atomically; --in-place clears the live model instead
-      (stop the projector first). Refuses when the topic lost early records, unless --backfill (fold
-      the event store first).
+  ordersctl projector status [--output text|json]
+  ordersctl projector rebuild orders|search [--in-place] [--backfill] [--catch-up-lag N]
   ordersctl projector replay orders|search ORDER_ID
-      Replay an order's parked events in the running projector after a fix (for example once a
-      missing event was republished); the order flows again when they all apply.
-  ordersctl verify orders|search
-      Fold every order from the event store and compare it with a read model (the orders tables or
-      the search index); print the orders that are missing, extra, at another version or with other
-      fields; exit 1 if any differs.
+  ordersctl verify orders|search [--max-report N] [--output text|json]
+  ordersctl migrate
+  ordersctl version [--output text|json]
+  ordersctl completion bash|zsh|fish
 
 Configuration (environment): DATABASE_URL, KAFKA_BROKERS, OPENSEARCH_URL, EVENTS_TOPIC (default
 orders.events), SEARCH_INDEX_ALIAS (default orders), PROJECTOR_ORDERS_URL (default
 http://127.0.0.1:8083), PROJECTOR_SEARCH_URL (default http://127.0.0.1:8084), PROJECTOR_ORDERS_GROUP
 (default projector-orders), PROJECTOR_SEARCH_GROUP (default projector-search).
-Run "ordersctl COMMAND --help" for a command's flags.
-`
+
+Progress goes to stderr, results to stdout. Exit codes: 0 done, 1 failed or found a problem, 2 wrong
+usage.`
 
 // errUsage marks a usage error (exit code 2); its text has already been printed.
 var errUsage = errors.New("usage")
 
+// usageError is wrong usage: run prints it with the command's usage (or, with help, the command's
+// whole help) on stderr.
+type usageError struct {
+	msg  string
+	help bool
+}
+
+func (e *usageError) Error() string        { return e.msg }
+func (e *usageError) Is(target error) bool { return target == errUsage }
+
+func usageErrorf(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
 	switch {
 	case err == nil:
 	case errors.Is(err, errUsage):
@@ -63,46 +70,128 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stdout, usage)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
-	}
-	cmd := strings.Join(args[:min(2, len(args))], " ")
-	rest := args[min(2, len(args)):]
-	switch cmd {
-	case "events republish":
-		return republish(ctx, rest, getenv, stdout, stderr)
-	case "projector status":
-		return projectorStatus(ctx, rest, getenv, stdout, stderr)
-	case "projector replay":
-		return replay(ctx, rest, getenv, stdout, stderr)
-	case "projector rebuild":
-		return rebuildCmd(ctx, rest, getenv, stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "verify" {
-		return verify(ctx, args[1:], getenv, stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "ordersctl: unknown command %q\n\n%s", cmd, usage)
-	return errUsage
+// cli is what every command reads and writes: the environment, and stdout for results, stderr for
+// progress and messages.
+type cli struct {
+	getenv         func(string) string
+	stdout, stderr io.Writer
 }
 
-// parse parses a command's flags; --help prints them and succeeds.
-func parse(fs *flag.FlagSet, args []string, stderr io.Writer) (help bool, err error) {
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return true, nil
+// run executes one command line. A usage error is printed here and comes back as errUsage; any other
+// error is the caller's to print.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c := &cli{getenv: getenv, stdout: stdout, stderr: stderr}
+	root := c.rootCmd()
+	if args == nil {
+		args = []string{} // nil makes cobra read os.Args
+	}
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	var ue *usageError
+	if !errors.As(err, &ue) {
+		return err
+	}
+	if ue.help {
+		cmd.SetOut(stderr)
+		_ = cmd.Help()
+		return err
+	}
+	fmt.Fprintf(stderr, "ordersctl: %s\n\n%s", ue.msg, cmd.UsageString())
+	return err
+}
+
+func (c *cli) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "ordersctl",
+		Short:         "Operate an orders deployment",
+		Long:          rootLong,
+		Args:          subcommandArgs,
+		RunE:          needSubcommand,
+		SilenceErrors: true, // run prints usage errors, main the others
+		SilenceUsage:  true,
+		// Our own completion command: bash, zsh and fish, with install lines in its help.
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+	}
+	root.SetOut(c.stdout)
+	root.SetErr(c.stderr)
+	root.SetFlagErrorFunc(flagError)
+	root.SetUsageFunc(usage)
+
+	events := groupCmd("events", "Work on the events topic")
+	events.AddCommand(c.republishCmd())
+	projector := groupCmd("projector", "Watch, rebuild and replay the projectors' read models")
+	projector.AddCommand(c.statusCmd(), c.rebuildCmd(), c.replayCmd())
+	root.AddCommand(events, projector, c.verifyCmd(), c.migrateCmd(), c.versionCmd(), c.completionCmd(root))
+	return root
+}
+
+// groupCmd is a command that only holds others: alone or with an unknown word it is a usage error.
+func groupCmd(name, short string) *cobra.Command {
+	return &cobra.Command{Use: name, Short: short, Args: subcommandArgs, RunE: needSubcommand}
+}
+
+// subcommandArgs refuses any word that is not a subcommand (cobra's own check covers the root only).
+func subcommandArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default, which it sets only on its own path
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return &usageError{msg: msg}
+}
+
+func needSubcommand(cmd *cobra.Command, _ []string) error {
+	return &usageError{msg: cmd.CommandPath() + " needs a command", help: true}
+}
+
+// noArgs refuses positional arguments.
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErrorf("unexpected arguments: %v", args)
+	}
+	return nil
+}
+
+// flagError makes a flag parse error a usage error, worded for an unknown flag as Go's flag package
+// words it (as ordersctl did before cobra; scripts may match it).
+func flagError(_ *cobra.Command, err error) error {
+	msg := err.Error()
+	for _, prefix := range []string{"unknown flag: ", "unknown shorthand flag: "} {
+		if rest, ok := strings.CutPrefix(msg, prefix); ok {
+			msg = "flag provided but not defined: " + rest
 		}
-		return false, errUsage
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "unexpected arguments: %v\n", fs.Args())
-		fs.Usage()
-		return false, errUsage
+	return &usageError{msg: msg}
+}
+
+// usage prints a command's usage: for a command that holds others, its subcommands; for one that
+// runs, Go's own style of usage line ("usage: ordersctl verify orders|search [flags]"), then flags.
+func usage(cmd *cobra.Command) error {
+	var b strings.Builder
+	if cmd.HasAvailableSubCommands() {
+		fmt.Fprintf(&b, "Usage:\n  %s [command]\n\nAvailable Commands:\n", cmd.CommandPath())
+		for _, sub := range cmd.Commands() {
+			if sub.IsAvailableCommand() || sub.Name() == "help" {
+				fmt.Fprintf(&b, "  %-*s %s\n", sub.NamePadding(), sub.Name(), sub.Short)
+			}
+		}
+	} else {
+		fmt.Fprintf(&b, "usage: %s\n", cmd.UseLine())
 	}
-	return false, nil
+	if cmd.HasAvailableLocalFlags() {
+		fmt.Fprintf(&b, "\nFlags:\n%s", cmd.LocalFlags().FlagUsages())
+	}
+	if cmd.HasAvailableInheritedFlags() {
+		fmt.Fprintf(&b, "\nGlobal Flags:\n%s", cmd.InheritedFlags().FlagUsages())
+	}
+	if cmd.HasAvailableSubCommands() {
+		fmt.Fprintf(&b, "\nUse \"%s [command] --help\" for more information about a command.\n", cmd.CommandPath())
+	}
+	_, err := io.WriteString(cmd.OutOrStderr(), b.String())
+	return err
 }
