@@ -71,7 +71,9 @@ mkdir -p "$DIR"
 eval "$("$here/stack.sh" env)" # DATABASE_URL, KAFKA_BROKERS, OPENSEARCH_URL for every service
 case "${1:-}" in
   start) for s in "${SERVICES[@]}"; do start_one "${s%%:*}" "${s##*:}"; done ;;
-  stop) for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do s=${SERVICES[$i]}; stop_one "${s%%:*}"; done ;;
+  stop) # all at once: each one drains for HTTP_DRAIN_DELAY after SIGTERM
+    for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do s=${SERVICES[$i]}; stop_one "${s%%:*}" & done
+    wait ;;
   status)
     for s in "${SERVICES[@]}"; do
       n=${s%%:*}
