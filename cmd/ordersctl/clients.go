@@ -6,35 +6,26 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/opensearch-project/opensearch-go/v2"
+
+	"github.com/orders-oss/orders/internal/rebuild"
 )
 
-// openPool opens Postgres at url ("" opens nothing: nil).
-func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
-	if url == "" {
-		return nil, nil
+// connect makes the clients a command needs: Postgres at dbURL and OpenSearch at osURL, each only when
+// its URL is set (else nil). close releases them.
+func connect(ctx context.Context, brokers []string, dbURL, osURL string) (c rebuild.Clients, close func(), err error) {
+	c.Brokers = brokers
+	close = func() {}
+	if dbURL != "" {
+		if c.Pool, err = pgxpool.New(ctx, dbURL); err != nil {
+			return c, close, fmt.Errorf("DATABASE_URL: %w", err)
+		}
+		close = c.Pool.Close
 	}
-	pool, err := pgxpool.New(ctx, url)
-	if err != nil {
-		return nil, fmt.Errorf("DATABASE_URL: %w", err)
+	if osURL != "" {
+		if c.OpenSearch, err = opensearch.NewClient(opensearch.Config{Addresses: []string{osURL}}); err != nil {
+			close()
+			return c, func() {}, fmt.Errorf("OPENSEARCH_URL: %w", err)
+		}
 	}
-	return pool, nil
-}
-
-// openSearch makes an OpenSearch client for url ("" makes none: nil).
-func openSearch(url string) (*opensearch.Client, error) {
-	if url == "" {
-		return nil, nil
-	}
-	osc, err := opensearch.NewClient(opensearch.Config{Addresses: []string{url}})
-	if err != nil {
-		return nil, fmt.Errorf("OPENSEARCH_URL: %w", err)
-	}
-	return osc, nil
-}
-
-// closePool closes a pool openPool may have left nil.
-func closePool(pool *pgxpool.Pool) {
-	if pool != nil {
-		pool.Close()
-	}
+	return c, close, nil
 }

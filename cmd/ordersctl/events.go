@@ -34,13 +34,13 @@ Reads DATABASE_URL, KAFKA_BROKERS and EVENTS_TOPIC (default orders.events).`,
 			if err := r.Err(); err != nil {
 				return err
 			}
-			pool, err := openPool(cmd.Context(), dbURL)
+			clients, closeClients, err := connect(cmd.Context(), brokers, dbURL, "")
 			if err != nil {
 				return err
 			}
-			defer closePool(pool)
+			defer closeClients()
 			p := newProgress(c.stderr)
-			res, err := rebuild.Republish(cmd.Context(), rebuild.Clients{Brokers: brokers, Pool: pool}, o, p)
+			res, err := rebuild.Republish(cmd.Context(), clients, o, p)
 			p.done()
 			if re := (*rebuild.ResumeError)(nil); errors.As(err, &re) {
 				return fmt.Errorf("%w (rerun with --from-position %d)", err, re.Resume)

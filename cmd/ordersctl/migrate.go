@@ -31,16 +31,16 @@ Reads DATABASE_URL.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Minute)
 			defer cancel()
-			pool, err := openPool(ctx, dbURL)
+			clients, closeClients, err := connect(ctx, nil, dbURL, "")
 			if err != nil {
 				return err
 			}
-			defer closePool(pool)
-			if err := eventstore.Migrate(ctx, pool); err != nil {
+			defer closeClients()
+			if err := eventstore.Migrate(ctx, clients.Pool); err != nil {
 				return fmt.Errorf("migrate the event store: %w", err)
 			}
 			fmt.Fprintln(c.stdout, "event store: migrated")
-			live, err := readmodel.Ensure(ctx, pool)
+			live, err := readmodel.Ensure(ctx, clients.Pool)
 			if err != nil {
 				return err
 			}

@@ -99,17 +99,13 @@ func (c *cli) rebuildCmd() *cobra.Command {
 			if err := r.Err(); err != nil {
 				return err
 			}
-			pool, err := openPool(cmd.Context(), dbURL)
+			clients, closeClients, err := connect(cmd.Context(), brokers, dbURL, osURL)
 			if err != nil {
 				return err
 			}
-			defer closePool(pool)
-			osc, err := openSearch(osURL)
-			if err != nil {
-				return err
-			}
+			defer closeClients()
 			p := newProgress(c.stderr)
-			res, err := rebuild.Rebuild(cmd.Context(), rebuild.Clients{Brokers: brokers, Pool: pool, OpenSearch: osc}, o, p)
+			res, err := rebuild.Rebuild(cmd.Context(), clients, o, p)
 			p.done()
 			if lost := (*rebuild.HistoryLostError)(nil); errors.As(err, &lost) {
 				return fmt.Errorf("%w. Rerun with --backfill to fold the event store first, or republish the history (ordersctl events republish) to a new topic", err)
@@ -186,16 +182,12 @@ PROJECTOR_ORDERS_GROUP and PROJECTOR_SEARCH_GROUP.`,
 			if err := r.Err(); err != nil {
 				return err
 			}
-			pool, err := openPool(cmd.Context(), dbURL)
+			clients, closeClients, err := connect(cmd.Context(), brokers, dbURL, osURL)
 			if err != nil {
 				return err
 			}
-			defer closePool(pool)
-			osc, err := openSearch(osURL)
-			if err != nil {
-				return err
-			}
-			st, err := rebuild.ReadStatus(cmd.Context(), rebuild.Clients{Brokers: brokers, Pool: pool, OpenSearch: osc}, o)
+			defer closeClients()
+			st, err := rebuild.ReadStatus(cmd.Context(), clients, o)
 			if err != nil {
 				return err
 			}

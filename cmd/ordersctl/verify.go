@@ -44,17 +44,13 @@ Reads DATABASE_URL, and OPENSEARCH_URL and SEARCH_INDEX_ALIAS for search.`,
 			if err := r.Err(); err != nil {
 				return err
 			}
-			pool, err := openPool(cmd.Context(), dbURL)
+			clients, closeClients, err := connect(cmd.Context(), nil, dbURL, osURL)
 			if err != nil {
 				return err
 			}
-			defer closePool(pool)
-			osc, err := openSearch(osURL)
-			if err != nil {
-				return err
-			}
+			defer closeClients()
 			p := newProgress(c.stderr)
-			report, err := rebuild.VerifyTarget(cmd.Context(), rebuild.Clients{Pool: pool, OpenSearch: osc}, target, alias, p)
+			report, err := rebuild.VerifyTarget(cmd.Context(), clients, target, alias, p)
 			p.done()
 			if err != nil {
 				return err

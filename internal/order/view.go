@@ -45,3 +45,12 @@ func FromView(o api.Order) State {
 	}
 	return s
 }
+
+// FromViews is FromView of every order of a read model's answer, by id.
+func FromViews(docs map[string]api.Order) map[string]State {
+	out := make(map[string]State, len(docs))
+	for id, d := range docs {
+		out[id] = FromView(d)
+	}
+	return out
+}

@@ -3,7 +3,6 @@ package projection
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"time"
 
@@ -75,20 +74,4 @@ func (c Config) LeaveGroup(ctx context.Context) error {
 		return fmt.Errorf("leave group %s as %s: %w", c.Group, c.InstanceID, err)
 	}
 	return nil
-}
-
-// RunMember runs a live projector's loop until ctx ends, then closes its client and, after a graceful
-// stop, leaves the group (LeaveGroup).
-func RunMember(ctx context.Context, c Config, client *kgo.Client, loop *Loop, log *slog.Logger) error {
-	err := loop.Run(ctx)
-	client.Close()
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if lerr := c.LeaveGroup(lctx); lerr != nil {
-		log.Warn("could not leave the group; its partitions move to the other members after the session timeout", "error", lerr.Error())
-	}
-	if err == nil {
-		log.Info("stopped")
-	}
-	return err
 }

@@ -62,7 +62,8 @@ func (h Handler) Apply(ctx context.Context, batch []projection.Event, ends []pro
 			return err
 		}
 		fold, err = projection.FoldBatch(ctx, batch, func(ctx context.Context, ids []string) (map[string]order.State, error) {
-			return states(Current(ctx, tx, gen, ids))
+			docs, err := Current(ctx, tx, gen, ids)
+			return order.FromViews(docs), err
 		})
 		if err != nil {
 			return err
@@ -107,18 +108,6 @@ func (h Handler) Apply(ctx context.Context, batch []projection.Event, ends []pro
 		}
 	}
 	return out, h.recordPositions(ctx, positions)
-}
-
-// states turns stored documents into the states the fold continues from.
-func states(docs map[string]api.Order, err error) (map[string]order.State, error) {
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]order.State, len(docs))
-	for id, d := range docs {
-		out[id] = order.FromView(d)
-	}
-	return out, nil
 }
 
 func (h Handler) recordPositions(ctx context.Context, positions []Position) error {

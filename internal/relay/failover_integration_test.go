@@ -5,10 +5,7 @@ package relay_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -216,7 +213,10 @@ func TestSIGSTOPLeaderFailover(t *testing.T) {
 		})
 		return p
 	}
-	leading := func(p *proc) bool { return scrapeGauge(p.addr, "relay_leader") == 1 }
+	leading := func(p *proc) bool {
+		v, ok := testenv.Metric("http://"+p.addr+"/metrics", "relay_leader")
+		return ok && v == 1
+	}
 	ps := []*proc{start("relay-a"), start("relay-b")}
 	var writers sync.WaitGroup
 	var stop sync.Once
@@ -304,24 +304,4 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-// scrapeGauge reads an unlabelled sample from a Prometheus endpoint (-1 when it cannot).
-func scrapeGauge(addr, name string) float64 {
-	c := &http.Client{Timeout: 500 * time.Millisecond}
-	res, err := c.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		var v float64
-		if strings.HasPrefix(line, name+" ") {
-			if _, err := fmt.Sscanf(strings.TrimPrefix(line, name+" "), "%g", &v); err == nil {
-				return v
-			}
-		}
-	}
-	return -1
 }

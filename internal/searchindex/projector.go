@@ -28,14 +28,7 @@ type Handler struct{ Index Documents }
 func (h Handler) Apply(ctx context.Context, batch []projection.Event, _ []projection.Position) (projection.Result, error) {
 	fold, err := projection.FoldBatch(ctx, batch, func(ctx context.Context, ids []string) (map[string]order.State, error) {
 		docs, err := h.Index.Get(ctx, ids)
-		if err != nil {
-			return nil, err
-		}
-		out := make(map[string]order.State, len(docs))
-		for id, d := range docs {
-			out[id] = order.FromView(d)
-		}
-		return out, nil
+		return order.FromViews(docs), err
 	})
 	if err != nil {
 		return projection.Result{}, err

@@ -3,14 +3,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -198,21 +195,9 @@ func freeAddr(t *testing.T) string {
 // scrape reads one unlabelled sample from a Prometheus text endpoint.
 func scrape(t *testing.T, url, name string) float64 {
 	t.Helper()
-	res, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
+	v, ok := testenv.Metric(url, name)
+	if !ok {
+		t.Fatalf("no sample %s at %s", name, url)
 	}
-	defer res.Body.Close()
-	sc := bufio.NewScanner(res.Body)
-	for sc.Scan() {
-		var v float64
-		if strings.HasPrefix(sc.Text(), name+" ") {
-			if _, err := fmt.Sscanf(strings.TrimPrefix(sc.Text(), name+" "), "%g", &v); err == nil {
-				return v
-			}
-		}
-	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	t.Fatalf("no sample %s at %s", name, url)
-	return 0
+	return v
 }

@@ -7,17 +7,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/httpserver"
@@ -52,61 +47,38 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL) // connects lazily
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	defer pool.Close()
-	client, err := kgo.NewClient(cfg.MemberOptions()...)
-	if err != nil {
-		return fmt.Errorf("kafka client: %w", err)
-	}
-	defer client.Close()
-	metrics := projection.NewMetrics()
-	// The HTTP endpoints come up first: /healthz answers while the projector waits for its servers,
-	// /readyz says what it waits for.
-	var live atomic.Pointer[projection.Loop]
-	srv := httpserver.New(httpserver.Config{Service: "projector-orders", Log: log, Metrics: metrics.Registry,
-		Ready: func(ctx context.Context) error {
-			if live.Load() == nil {
-				return errors.New("starting: waiting for Postgres and Kafka")
-			}
+	p := projection.Projector{Service: "projector-orders", Config: cfg.Config, Log: log, Waits: "Postgres",
+		Ping: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("postgres: %w", err)
 			}
-			if err := client.Ping(ctx); err != nil {
-				return fmt.Errorf("kafka: %w", err)
-			}
 			return nil
-		}})
-	projection.Routes(srv.Echo, &live)
-	return srv.RunWith(ctx, cfg.HTTP, func(ctx context.Context) error {
-		// The servers may come up after the projector, in any order: wait for each.
-		gen, err := projection.WaitFor(ctx, log, "postgres", func() (int, error) { return readmodel.Ensure(ctx, pool) })
-		if err != nil {
-			return err
-		}
-		parking, err := projection.WaitFor(ctx, log, "postgres", func() (*readmodel.Parking, error) { return readmodel.NewParking(ctx, pool, gen) })
-		if err != nil {
-			return err
-		}
-		if _, err := projection.WaitFor(ctx, log, "kafka", func() (int, error) {
-			return 0, projection.CheckOffsets(ctx, kadm.NewClient(client), cfg.Topic, cfg.Group)
-		}); err != nil {
-			return err
-		}
-		loop := &projection.Loop{Client: client, Handler: readmodel.Handler{Pool: pool, OnGeneration: parking.Use}, Parking: parking,
-			Topic: cfg.Topic, Group: cfg.Group, Log: log, Metrics: metrics, MaxRecords: cfg.BatchSize, LagEvery: 5 * time.Second}
-		if cfg.Failpoint == "kill-after-write" {
+		},
+		Open: func(ctx context.Context) (projection.Handler, projection.Parking, error) {
+			gen, err := readmodel.Ensure(ctx, pool)
+			if err != nil {
+				return nil, nil, err
+			}
+			parking, err := readmodel.NewParking(ctx, pool, gen)
+			if err != nil {
+				return nil, nil, err
+			}
+			log.Info("read model", "live_generation", readmodel.Schema(gen))
+			return readmodel.Handler{Pool: pool, OnGeneration: parking.Use}, parking, nil
+		}}
+	if cfg.Failpoint == "kill-after-write" {
+		p.Tune = func(l *projection.Loop) {
 			// The crash test's failpoint: SIGKILL between the read-model write and the offset commit.
-			loop.AfterWrite = func() {
+			l.AfterWrite = func() {
 				log.Warn("failpoint kill-after-write: killing this process before the offset commit")
 				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			}
 		}
-		live.Store(loop)
-		log.Info("projecting", "topic", cfg.Topic, "group", cfg.Group, "instance_id", cfg.InstanceID,
-			"live_generation", readmodel.Schema(gen), "parked_orders", parking.Count())
-		return projection.RunMember(ctx, cfg.Config, client, loop, log)
-	})
+	}
+	return p.Run(ctx, cfg.HTTP)
 }

@@ -6,15 +6,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"sync/atomic"
 	"time"
 
 	"github.com/opensearch-project/opensearch-go/v2"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/httpserver"
@@ -57,50 +53,24 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("OPENSEARCH_URL: %w", err)
 	}
 	ix := searchindex.New(search, cfg.Alias)
-	client, err := kgo.NewClient(cfg.MemberOptions()...)
-	if err != nil {
-		return fmt.Errorf("kafka client: %w", err)
-	}
-	defer client.Close()
-	metrics := projection.NewMetrics()
-	// The HTTP endpoints come up first: /healthz answers while the projector waits for its servers,
-	// /readyz says what it waits for.
-	var live atomic.Pointer[projection.Loop]
-	srv := httpserver.New(httpserver.Config{Service: "projector-search", Log: log, Metrics: metrics.Registry,
-		Ready: func(ctx context.Context) error {
-			if live.Load() == nil {
-				return errors.New("starting: waiting for OpenSearch and Kafka")
-			}
-			if err := client.Ping(ctx); err != nil {
-				return fmt.Errorf("kafka: %w", err)
-			}
+	p := projection.Projector{Service: "projector-search", Config: cfg.Config, Log: log, Waits: "OpenSearch",
+		Ping: func(ctx context.Context) error {
 			if err := ix.Ping(ctx); err != nil {
 				return fmt.Errorf("opensearch: %w", err)
 			}
 			return nil
-		}})
-	projection.Routes(srv.Echo, &live)
-	return srv.RunWith(ctx, cfg.HTTP, func(ctx context.Context) error {
-		// The servers may come up after the projector, in any order: wait for each.
-		if _, err := projection.WaitFor(ctx, log, "opensearch", func() (int, error) { return 0, ix.Ensure(ctx, cfg.Index) }); err != nil {
-			return err
-		}
-		parking, err := projection.WaitFor(ctx, log, "opensearch", func() (*projection.ParkedSet, error) {
-			return searchindex.NewParking(ctx, search, searchindex.ParkingIndex(cfg.Alias))
-		})
-		if err != nil {
-			return err
-		}
-		if _, err := projection.WaitFor(ctx, log, "kafka", func() (int, error) {
-			return 0, projection.CheckOffsets(ctx, kadm.NewClient(client), cfg.Topic, cfg.Group)
-		}); err != nil {
-			return err
-		}
-		loop := &projection.Loop{Client: client, Handler: searchindex.Handler{Index: ix}, Parking: parking, Topic: cfg.Topic,
-			Group: cfg.Group, Log: log, Metrics: metrics, MaxRecords: cfg.BatchSize, GapGrace: cfg.GapGrace, LagEvery: 5 * time.Second}
-		live.Store(loop)
-		log.Info("projecting", "topic", cfg.Topic, "group", cfg.Group, "instance_id", cfg.InstanceID, "alias", cfg.Alias,
-			"parked_orders", parking.Count())
-		return projection.RunMember(ctx, cfg.Config, client, loop, log)
-	})
+		},
+		Open: func(ctx context.Context) (projection.Handler, projection.Parking, error) {
+			if err := ix.Ensure(ctx, cfg.Index); err != nil {
+				return nil, nil, err
+			}
+			parking, err := searchindex.NewParking(ctx, search, searchindex.ParkingIndex(cfg.Alias))
+			if err != nil {
+				return nil, nil, err
+			}
+			log.Info("read model", "alias", cfg.Alias)
+			return searchindex.Handler{Index: ix}, parking, nil
+		},
+		Tune: func(l *projection.Loop) { l.GapGrace = cfg.GapGrace }}
+	return p.Run(ctx, cfg.HTTP)
 }
