@@ -150,7 +150,7 @@ PROJECTOR_SEARCH_URL (default http://127.0.0.1:8084).`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
-			answer, err := rebuild.ReplayParked(ctx, nil, base, args[1])
+			answer, err := rebuild.ReplayParked(ctx, nil, base, "", args[1])
 			if err != nil {
 				return fmt.Errorf("%s projector: %w", args[0], err)
 			}

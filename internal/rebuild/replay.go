@@ -12,8 +12,9 @@ import (
 // ReplayParked asks a running projector (its operator endpoint at baseURL, projection.Loop.Routes) to
 // replay an order's parked events, and returns its answer. The projector owns its parking state, so the
 // replay runs inside it, between two batches; the order flows again when they all apply. client nil is
-// http.DefaultClient; bound the call with ctx.
-func ReplayParked(ctx context.Context, client *http.Client, baseURL, orderID string) (string, error) {
+// http.DefaultClient; bound the call with ctx. token, when set, is the operator's bearer token (the
+// endpoint needs the admin role).
+func ReplayParked(ctx context.Context, client *http.Client, baseURL, token, orderID string) (string, error) {
 	if client == nil {
 		client = http.DefaultClient
 	}
@@ -21,6 +22,9 @@ func ReplayParked(ctx context.Context, client *http.Client, baseURL, orderID str
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/parked/"+url.PathEscape(orderID)+"/replay", nil)
 	if err != nil {
 		return "", err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	res, err := client.Do(req)
 	if err != nil {
