@@ -95,7 +95,7 @@ func TestApplyFoldsIdempotentlyAndRefusesGaps(t *testing.T) {
 	h := readmodel.Handler{Pool: pool, Generation: gen}
 	a, b := uuid.NewString(), uuid.NewString()
 	aEvents, aEnvs := history(t, a, placed, events.OrderItemAdded{Item: events.LineItem{SKU: "PEN-2", Name: "Pen", Quantity: 3, UnitPrice: 250}},
-		events.PaymentConfirmed{Amount: 4748, Currency: "EUR", Reference: "pay-1"}, events.OrderShipped{Carrier: "DHL", TrackingNumber: "JD0001"})
+		events.PaymentConfirmed{Amount: 4748, Currency: "EUR", Reference: "pay-1"}, events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: "JD0001"}}})
 	bEvents, _ := history(t, b, placed, events.PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "pay-2"}, events.OrderCancelled{Reason: "late"})
 
 	ends := []projection.Position{{Topic: "t", Partition: 0, Next: 10}, {Topic: "t", Partition: 2, Next: 4}}
@@ -309,7 +309,7 @@ func TestLoopParksPoisonAndIgnoresRedelivery(t *testing.T) {
 	e := newLoopEnv(t)
 	a, b, c := uuid.NewString(), uuid.NewString(), uuid.NewString()
 	_, aEnvs := history(t, a, placed, events.PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "p"},
-		events.OrderShipped{Carrier: "DHL", TrackingNumber: "T1"}, events.OrderDelivered{})
+		events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: "T1"}}}, events.OrderDelivered{})
 	_, bEnvs := history(t, b, placed)
 	_, cEnvs := history(t, c, placed, events.OrderCancelled{Reason: "r"})
 	var recs []*kgo.Record
@@ -372,7 +372,7 @@ func TestReplayUnparksAfterTheMissingEventArrives(t *testing.T) {
 	ctx := context.Background()
 	e := newLoopEnv(t)
 	x := uuid.NewString()
-	_, envs := history(t, x, placed, events.PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "p"}, events.OrderShipped{Carrier: "DHL", TrackingNumber: "T"})
+	_, envs := history(t, x, placed, events.PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "p"}, events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: "T"}}})
 	l, _ := e.loop()
 	// Version 2 arrives without version 1 (lost from the topic): a gap parks the order.
 	e.produce(record(t, envs[1]))
