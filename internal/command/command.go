@@ -28,6 +28,7 @@ import (
 type Store interface {
 	Append(ctx context.Context, req eventstore.AppendRequest) ([]events.Envelope, error)
 	Read(ctx context.Context, streamID string, r eventstore.Range) ([]events.Envelope, error)
+	ReadForFold(ctx context.Context, streamID string, after, to int64) ([]events.Envelope, error)
 	VersionAt(ctx context.Context, streamID string, t time.Time) (int64, error)
 	LatestSnapshot(ctx context.Context, streamID string, atOrBelow int64) (*eventstore.Snapshot, error)
 	UpdateWith(ctx context.Context, streamID string, retries int, attempt eventstore.Attempt) ([]events.Envelope, error)

@@ -100,7 +100,7 @@ func (s *Service) load(ctx context.Context, id string, to int64) (order.State, i
 			}
 		}
 	}
-	evs, err := s.Store.Read(ctx, id, eventstore.Range{After: base, To: to})
+	evs, err := s.Store.ReadForFold(ctx, id, base, to)
 	if err != nil {
 		return order.State{}, 0, err
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,6 +63,21 @@ func TestReadSelectsARangeOfHistory(t *testing.T) {
 		got, err := store.Read(ctx, id, tt.r)
 		if err != nil || fmt.Sprint(versions(got)) != fmt.Sprint(tt.want) {
 			t.Errorf("Read(%+v) = versions %v, %v; want %v", tt.r, versions(got), err, tt.want)
+		}
+	}
+	// ReadForFold: the same events, with what a fold uses.
+	for _, r := range [][2]int64{{0, 0}, {2, 4}, {4, 99}, {5, 0}} {
+		lean, err := store.ReadForFold(ctx, strings.ToUpper(id), r[0], r[1])
+		full, _ := store.Read(ctx, id, eventstore.Range{After: r[0], To: r[1]})
+		if err != nil || len(lean) != len(full) {
+			t.Fatalf("ReadForFold(%v) = %d events, %v; want %d", r, len(lean), err, len(full))
+		}
+		for i, e := range lean {
+			f := full[i]
+			if e.OrderID != id || e.Version != f.Version || e.Type != f.Type || e.SchemaVersion != f.SchemaVersion ||
+				string(e.Data) != string(f.Data) || !e.OccurredAt.Equal(f.OccurredAt) || e.OccurredAt.Location() != time.UTC {
+				t.Errorf("ReadForFold event %+v, want the fold's part of %+v", e, f)
+			}
 		}
 	}
 	for i, at := range between {
