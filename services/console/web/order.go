@@ -3,13 +3,17 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/orders-oss/orders/internal/command"
+	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/pkg/events"
@@ -30,54 +34,48 @@ type change struct {
 }
 
 // orderPage shows an order now and as it was: ?version=N (right after event N) or ?as_of=<time> (the
-// last event recorded at or before it; a time without zone is UTC).
+// last event recorded at or before it; a time without zone is UTC), read exactly as the command API's
+// time travel reads it; and its whole history, each event with what it changed.
 func (s *Server) orderPage(c echo.Context) error {
 	id := c.Param("id")
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 10*time.Second)
 	defer cancel()
-	history, err := s.cfg.History.Load(ctx, id)
-	if err != nil {
-		s.cfg.Log.Warn("console order read failed", "order_id", id, "error", err.Error())
-		return &pageError{Status: http.StatusServiceUnavailable, Title: "The event store cannot answer",
-			Message: "The order's history could not be read right now. Try again in a moment."}
-	}
-	if len(history) == 0 {
-		return &pageError{Status: http.StatusNotFound, Title: "No such order", Message: "No order has the id " + id + "."}
-	}
-	latest := int64(len(history))
-	at := latest
+	var at command.At
 	var problem string
 	if v := c.QueryParam("version"); v != "" {
 		n, ok := atoi(v)
-		if !ok || n < 1 || n > latest {
-			problem = fmt.Sprintf("version must be a whole number from 1 to %d", latest)
+		if !ok || n < 1 {
+			problem = "version must be a whole number, 1 or more"
 		} else {
-			at = n
+			at.Version = n
 		}
 	} else if v := c.QueryParam("as_of"); v != "" {
 		t, err := parseTime(v)
 		if err != nil {
 			problem = "as of must be a time like 2026-11-26T14:05 (UTC) or an RFC 3339 time"
 		} else {
-			at = 0
-			for _, e := range history {
-				if !e.RecordedAt.After(t) {
-					at = e.Version
-				}
-			}
-			if at == 0 {
-				problem = "the order did not exist yet at " + t.UTC().Format(time.RFC3339)
-				at = latest
-			}
+			at.Time = t
 		}
 	}
+	shown, err := s.cfg.Orders.Order(ctx, id, at)
+	if errors.Is(err, command.ErrNotInHistory) {
+		problem = "The order has no such point in its history: " + err.Error() + ". Showing it now."
+		shown, err = s.cfg.Orders.Order(ctx, id, command.At{})
+	}
+	if err != nil {
+		return s.orderError(id, err)
+	}
+	history, err := s.history(ctx, id)
+	if err != nil {
+		return s.orderError(id, err)
+	}
+	latest := int64(len(history))
 
 	// Fold event by event with the domain's Evolve (upcasting old schema versions on the way, as every
-	// reader does), keeping each state to show what each event changed.
+	// reader does) to show what each event changed.
 	var (
 		state    order.State
 		timeline = make([]timelineEntry, len(history))
-		states   = make([]api.Order, len(history))
 		byCorr   = map[string][]int64{}
 	)
 	for i, e := range history {
@@ -88,13 +86,11 @@ func (s *Server) orderPage(c echo.Context) error {
 		p, err := events.DecodeEnvelope(e)
 		if err != nil {
 			timeline[i].Error = err.Error()
-			states[i] = state.View()
 			continue
 		}
 		before := state.View()
 		state = order.Evolve(state, e, p)
-		states[i] = state.View()
-		timeline[i].Changes = diff(before, states[i], i == 0)
+		timeline[i].Changes = diff(before, state.View(), i == 0)
 	}
 	for i := range timeline {
 		for _, v := range byCorr[timeline[i].Event.Metadata.CorrelationID] {
@@ -103,16 +99,47 @@ func (s *Server) orderPage(c echo.Context) error {
 			}
 		}
 	}
-	// Newest first on the page.
-	for i, j := 0, len(timeline)-1; i < j; i, j = i+1, j-1 {
-		timeline[i], timeline[j] = timeline[j], timeline[i]
+	slices.Reverse(timeline) // newest first on the page
+	var first, last time.Time
+	if len(history) > 0 {
+		first, last = history[0].RecordedAt, history[len(history)-1].RecordedAt
 	}
-	shown := states[at-1]
 	return s.render(c, http.StatusOK, "order", map[string]any{
-		"ID": id, "Order": shown, "At": at, "Latest": latest, "Current": at == latest, "Timeline": timeline,
-		"Problem": problem, "AsOf": c.QueryParam("as_of"),
-		"First": history[0].RecordedAt, "Last": history[len(history)-1].RecordedAt,
+		"ID": id, "Order": shown, "At": shown.Version, "Latest": latest, "Current": shown.Version == latest, "Timeline": timeline,
+		"Problem": problem, "AsOf": c.QueryParam("as_of"), "First": first, "Last": last,
 	})
+}
+
+// history reads the whole audit trail, page by page.
+func (s *Server) history(ctx context.Context, id string) ([]events.Envelope, error) {
+	var all []events.Envelope
+	var after int64
+	for {
+		page, more, err := s.cfg.Orders.Events(ctx, id, eventstore.Range{After: after, Limit: 1000})
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if !more || len(page) == 0 {
+			return all, nil
+		}
+		after = page[len(page)-1].Version
+	}
+}
+
+func (s *Server) orderError(id string, err error) error {
+	var de *order.Error
+	var unknown *events.UnknownEventError
+	switch {
+	case errors.As(err, &de) && de.Kind == order.NotFound:
+		return &pageError{Status: http.StatusNotFound, Title: "No such order", Message: "No order has the id " + id + "."}
+	case errors.As(err, &unknown):
+		return &pageError{Status: http.StatusServiceUnavailable, Title: "A newer release wrote this order",
+			Message: "This console cannot read one of the order's events (" + unknown.Error() + "); it is older than the release that wrote it."}
+	}
+	s.cfg.Log.Warn("console order read failed", "order_id", id, "error", err.Error())
+	return &pageError{Status: http.StatusServiceUnavailable, Title: "The event store cannot answer",
+		Message: "The order could not be read right now. Try again in a moment."}
 }
 
 func parseTime(s string) (time.Time, error) {

@@ -19,9 +19,12 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/orders-oss/orders/internal/command"
+	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/httpserver"
 	"github.com/orders-oss/orders/internal/rebuild"
 	"github.com/orders-oss/orders/internal/searchindex"
+	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/pkg/events"
 )
 
@@ -69,9 +72,11 @@ type Searcher interface {
 	Search(ctx context.Context, req searchindex.SearchRequest) (searchindex.SearchResult, error)
 }
 
-// History reads an order's events from the event store, oldest first (empty: no such order).
-type History interface {
-	Load(ctx context.Context, orderID string) ([]events.Envelope, error)
+// Orders reads orders from the event store the way the command API does (internal/command): an order
+// now, at a version or as of a time, and its audit trail.
+type Orders interface {
+	Order(ctx context.Context, id string, at command.At) (api.Order, error)
+	Events(ctx context.Context, id string, r eventstore.Range) ([]events.Envelope, bool, error)
 }
 
 // Config wires the console.
@@ -85,8 +90,8 @@ type Config struct {
 	SessionTTL    time.Duration
 	Ready         func(ctx context.Context) error
 
-	Search  Searcher
-	History History
+	Search Searcher
+	Orders Orders
 	// Clients, Topic, Alias and Groups are what internal/rebuild needs (status, parked, rebuild, verify).
 	Clients rebuild.Clients
 	Topic   string
