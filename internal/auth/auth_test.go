@@ -168,9 +168,9 @@ func TestClientAddr(t *testing.T) {
 	proxies, _ := auth.ParseProxies([]string{"10.0.0.0/8", "127.0.0.1"})
 	a := &auth.Authenticator{TrustedProxies: proxies}
 	tests := []struct{ peer, xff, want string }{
-		{"203.0.113.9:1234", "1.2.3.4", "203.0.113.9"},          // an untrusted peer's header is ignored
-		{"127.0.0.1:1234", "198.51.100.7", "198.51.100.7"},      // a trusted proxy says who it saw
-		{"127.0.0.1:1234", "6.6.6.6, 198.51.100.7", "198.51.100.7"}, // the client's own left part is not believed
+		{"203.0.113.9:1234", "1.2.3.4", "203.0.113.9"},               // an untrusted peer's header is ignored
+		{"127.0.0.1:1234", "198.51.100.7", "198.51.100.7"},           // a trusted proxy says who it saw
+		{"127.0.0.1:1234", "6.6.6.6, 198.51.100.7", "198.51.100.7"},  // the client's own left part is not believed
 		{"127.0.0.1:1234", "198.51.100.7, 10.1.1.1", "198.51.100.7"}, // proxies in a chain are skipped
 		{"127.0.0.1:1234", "", "127.0.0.1"},
 		{"127.0.0.1:1234", "junk, 198.51.100.7", "198.51.100.7"},

@@ -53,14 +53,14 @@ func DefaultDevDir(getenv func(string) string) string {
 // ReadConfig reads the AUTH_*, RATE_LIMIT_* and TRUSTED_PROXIES variables.
 func ReadConfig(r *envconfig.Reader, getenv func(string) string) Config {
 	c := Config{
-		Mode:     r.Required("AUTH_MODE"),
-		JWKSURL:  r.String("AUTH_JWKS_URL", ""),
-		JWKSFile: r.String("AUTH_JWKS_FILE", ""),
-		DevDir:   r.String("AUTH_DEV_DIR", DefaultDevDir(getenv)),
-		Issuer:   r.String("AUTH_ISSUER", ""),
-		Audience: r.String("AUTH_AUDIENCE", ""),
-		Leeway:   r.Duration("AUTH_LEEWAY", DefaultLeeway, 0, 5*time.Minute),
-		Refresh:  r.Duration("AUTH_JWKS_REFRESH", DefaultRefresh, time.Minute, 24*time.Hour),
+		Mode:      r.Required("AUTH_MODE"),
+		JWKSURL:   r.String("AUTH_JWKS_URL", ""),
+		JWKSFile:  r.String("AUTH_JWKS_FILE", ""),
+		DevDir:    r.String("AUTH_DEV_DIR", DefaultDevDir(getenv)),
+		Issuer:    r.String("AUTH_ISSUER", ""),
+		Audience:  r.String("AUTH_AUDIENCE", ""),
+		Leeway:    r.Duration("AUTH_LEEWAY", DefaultLeeway, 0, 5*time.Minute),
+		Refresh:   r.Duration("AUTH_JWKS_REFRESH", DefaultRefresh, time.Minute, 24*time.Hour),
 		RateBurst: r.Int("RATE_LIMIT_BURST", DefaultRateBurst, 1, 1_000_000),
 	}
 	algs, err := ParseAlgorithms(r.List("AUTH_ALGORITHMS", false))
@@ -126,4 +126,6 @@ func New(c Config, log *slog.Logger) (*Authenticator, error) {
 
 type errMode string
 
-func (e errMode) Error() string { return "AUTH_MODE " + strconv.Quote(string(e)) + " is not dev or oidc" }
+func (e errMode) Error() string {
+	return "AUTH_MODE " + strconv.Quote(string(e)) + " is not dev or oidc"
+}

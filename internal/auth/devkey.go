@@ -134,7 +134,9 @@ func (k DevKey) public() jose.JSONWebKey {
 }
 
 // JWKS is the key set that verifies this key's tokens.
-func (k DevKey) JWKS() jose.JSONWebKeySet { return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k.public()}} }
+func (k DevKey) JWKS() jose.JSONWebKeySet {
+	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{k.public()}}
+}
 
 func writeAtomic(dir, path string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(dir, ".tmp-*")

@@ -33,7 +33,9 @@ type TokenError struct{ Reason string }
 
 func (e *TokenError) Error() string { return "invalid token: " + e.Reason }
 
-func invalid(format string, args ...any) error { return &TokenError{Reason: fmt.Sprintf(format, args...)} }
+func invalid(format string, args ...any) error {
+	return &TokenError{Reason: fmt.Sprintf(format, args...)}
+}
 
 // ErrKeysUnavailable: the verification keys could not be loaded (the JWKS URL does not answer, the file
 // is missing). The answer is 503: the token may well be good.
