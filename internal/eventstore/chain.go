@@ -165,4 +165,3 @@ func (s *Store) VerifyChains(ctx context.Context, orderID string) (ChainReport, 
 	}
 	return rep, nil
 }
-
