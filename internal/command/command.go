@@ -2,7 +2,8 @@
 // order's history and fold it, decide on that state (internal/order), encode the decided events, append
 // them with their outbox rows in one transaction (internal/eventstore, which owns the optimistic
 // concurrency check and the conflict retry), and answer with the state folded after them. Idempotent
-// requests are recognised here. The HTTP layer (services/command/httpapi) only parses requests, calls
+// requests are recognised here, per principal, and who may do what to which order is decided here too
+// (Authorize): every entry point takes the authenticated principal. The HTTP layer (services/command/httpapi) only parses requests, calls
 // a Service and maps its errors to answers; the benchmarks and tests drive a Service the same way.
 package command
 
@@ -11,10 +12,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/pkg/api"
@@ -26,8 +29,9 @@ type Store interface {
 	Append(ctx context.Context, req eventstore.AppendRequest) ([]events.Envelope, error)
 	LoadPage(ctx context.Context, streamID string, afterVersion int64, limit int) ([]events.Envelope, error)
 	Update(ctx context.Context, streamID string, retries int, decide eventstore.Decide) (history, appended []events.Envelope, err error)
-	UpdateIfVersion(ctx context.Context, streamID string, expected int64, decide eventstore.Decide) (history, appended []events.Envelope, err error)
-	Idempotency(ctx context.Context, key string) (*eventstore.IdempotencyRecord, error)
+	UpdateKeyed(ctx context.Context, streamID string, retries int, decide eventstore.KeyedDecide) (history, appended []events.Envelope, err error)
+	UpdateIfVersionKeyed(ctx context.Context, streamID string, expected int64, decide eventstore.KeyedDecide) (history, appended []events.Envelope, err error)
+	Idempotency(ctx context.Context, scope, key string) (*eventstore.IdempotencyRecord, error)
 }
 
 var (
@@ -36,7 +40,25 @@ var (
 	ErrStaleVersion = errors.New("the order is not at the pinned version")
 	// ErrKeyReused: the idempotency key was used before with a different request; nothing was appended.
 	ErrKeyReused = errors.New("the idempotency key was used with a different request")
+	// ErrForbidden: the principal may not do this at all (its role), or not for that customer; nothing
+	// was read or appended. An order the principal may not see is not found instead (Authorize).
+	ErrForbidden = errors.New("forbidden")
 )
+
+// Authorize is the one rule of which orders a principal may see and act on: its own customer's for a
+// customer, every order for staff and admin. An order the principal may not see does not exist for it
+// (order.ErrNotFound), so nothing leaks about other customers' orders. Every read or command that
+// loads an order calls it with the folded state.
+func Authorize(p auth.Principal, st order.State) error {
+	if !st.Exists() || !p.Sees(st.Customer.ID) {
+		return order.ErrNotFound()
+	}
+	return nil
+}
+
+func forbidden(p auth.Principal, what string) error {
+	return fmt.Errorf("%w: the role %s may not %s", ErrForbidden, p.Role, what)
+}
 
 // Service runs commands.
 type Service struct {
@@ -46,6 +68,9 @@ type Service struct {
 	MaxRetries int
 	// Now gives the occurred_at of new events (time.Now when nil).
 	Now func() time.Time
+	// IdempotencyTTL is how long an idempotency key is remembered (IDEMPOTENCY_TTL;
+	// eventstore.DefaultIdempotencyTTL when 0).
+	IdempotencyTTL time.Duration
 }
 
 // Idempotency identifies a request that may be retried: Key is the client's Idempotency-Key and
@@ -65,11 +90,18 @@ type Outcome struct {
 	Replayed bool
 }
 
-// Place decides a new order and stores it. With idem, a retry of the same request answers the first
-// outcome (Replayed) and appends nothing; the key with another request fails with ErrKeyReused.
-func (s *Service) Place(ctx context.Context, md events.Metadata, cmd order.PlaceOrder, idem *Idempotency) (Outcome, error) {
+// Place decides a new order and stores it. A customer places orders only for its own customer id
+// (ErrForbidden otherwise). With idem, a retry of the same request by the same principal answers the
+// first outcome (Replayed) and appends nothing; the key with another request fails with ErrKeyReused.
+func (s *Service) Place(ctx context.Context, p auth.Principal, md events.Metadata, cmd order.PlaceOrder, idem *Idempotency) (Outcome, error) {
+	if !p.Can(auth.PlaceOrder) {
+		return Outcome{}, forbidden(p, "place orders")
+	}
+	if p.Role == auth.Customer && cmd.Customer.ID != p.CustomerID {
+		return Outcome{}, fmt.Errorf("%w: a customer places orders for its own customer id (%s) only", ErrForbidden, p.CustomerID)
+	}
 	if idem != nil {
-		if out, done, err := s.replay(ctx, idem); done || err != nil {
+		if out, done, err := s.replay(ctx, p, idem); done || err != nil {
 			return out, err
 		}
 	}
@@ -94,12 +126,11 @@ func (s *Service) Place(ctx context.Context, md events.Metadata, cmd order.Place
 	}
 	req := eventstore.AppendRequest{StreamID: id, Events: evs}
 	if idem != nil {
-		req.Idempotency = &eventstore.IdempotencyRecord{Key: idem.Key, RequestHash: idem.RequestHash, OrderID: id,
-			Status: 201, Response: out.Body}
+		req.Idempotency = s.record(p, idem, 201, out.Body)
 	}
 	_, err = s.Store.Append(ctx, req)
 	if errors.Is(err, eventstore.ErrIdempotencyKeyExists) { // a concurrent request with the same key won
-		if out, done, rerr := s.replay(ctx, idem); done || rerr != nil {
+		if out, done, rerr := s.replay(ctx, p, idem); done || rerr != nil {
 			return out, rerr
 		}
 	}
@@ -109,10 +140,16 @@ func (s *Service) Place(ctx context.Context, md events.Metadata, cmd order.Place
 	return out, nil
 }
 
+func (s *Service) record(p auth.Principal, idem *Idempotency, status int, body []byte) *eventstore.IdempotencyRecord {
+	return &eventstore.IdempotencyRecord{Scope: p.IdempotencyScope(), Key: idem.Key, RequestHash: idem.RequestHash,
+		Status: status, Response: body, TTL: s.IdempotencyTTL}
+}
+
 // replay answers a retried request with its first outcome (done), refuses a reused key, or reports
-// that the key is new (not done).
-func (s *Service) replay(ctx context.Context, idem *Idempotency) (out Outcome, done bool, err error) {
-	prev, err := s.Store.Idempotency(ctx, idem.Key)
+// that the key is new (not done). Keys are the principal's own: another principal's same key is
+// another key.
+func (s *Service) replay(ctx context.Context, p auth.Principal, idem *Idempotency) (out Outcome, done bool, err error) {
+	prev, err := s.Store.Idempotency(ctx, p.IdempotencyScope(), idem.Key)
 	if err != nil || prev == nil {
 		return Outcome{}, false, err
 	}
@@ -126,50 +163,108 @@ func (s *Service) replay(ctx context.Context, idem *Idempotency) (out Outcome, d
 	return out, true, nil
 }
 
-// Execute decides a command on an existing order and stores its events. pinned > 0 is the version the
-// caller saw (If-Match): when the order is elsewhere it fails with ErrStaleVersion and never retries.
-// Otherwise a concurrent change is decided again on fresh state up to MaxRetries times. An order that
-// does not exist fails with an *order.Error of kind NotFound.
-func (s *Service) Execute(ctx context.Context, id string, pinned int64, md events.Metadata, decide order.Decision) (Outcome, error) {
+// Execute decides a command on an existing order and stores its events. action is what the command is
+// (auth.ChangeOrder, ShipOrder, DeliverOrder): a principal whose role may not do it fails with
+// ErrForbidden before anything is read; an order it may not see (Authorize) is not found. pinned > 0 is
+// the version the caller saw (If-Match): when the order is elsewhere it fails with ErrStaleVersion and
+// never retries. Otherwise a concurrent change is decided again on fresh state up to MaxRetries times. An
+// order that does not exist fails with an *order.Error of kind NotFound. With idem, a retry of the same
+// request by the same principal answers the first outcome and appends nothing.
+func (s *Service) Execute(ctx context.Context, p auth.Principal, id string, pinned int64, md events.Metadata, action auth.Action,
+	decide order.Decision, idem *Idempotency) (Outcome, error) {
+	if !p.Can(action) {
+		return Outcome{}, forbidden(p, strings.ReplaceAll(string(action), "_", " ")+"s")
+	}
 	if _, err := uuid.Parse(id); err != nil {
 		return Outcome{}, order.ErrNotFound()
 	}
-	var state order.State
-	var payloads []events.Payload
-	decideOn := func(history []events.Envelope) ([]eventstore.NewEvent, error) {
+	if idem != nil {
+		if out, done, err := s.replay(ctx, p, idem); done || err != nil {
+			return out, err
+		}
+	}
+	var out Outcome
+	decideOn := func(history []events.Envelope) ([]eventstore.NewEvent, *eventstore.IdempotencyRecord, error) {
 		st, err := order.Fold(history)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if payloads, err = decide(st); err != nil {
-			return nil, err
+		if err := Authorize(p, st); err != nil {
+			return nil, nil, err
 		}
-		state = st
-		return s.encode(payloads, md)
+		payloads, err := decide(st)
+		if err != nil {
+			return nil, nil, err
+		}
+		evs, err := s.encode(payloads, md)
+		if err != nil {
+			return nil, nil, err
+		}
+		// The answer is known before the append, so an idempotency record commits with the events.
+		envs := make([]events.Envelope, len(evs))
+		for i, e := range evs {
+			envs[i] = events.Envelope{OrderID: id, Version: st.Version + int64(i+1), OccurredAt: e.OccurredAt}
+		}
+		if out, err = answer(evolve(st, envs, payloads)); err != nil {
+			return nil, nil, err
+		}
+		var rec *eventstore.IdempotencyRecord
+		if idem != nil {
+			rec = s.record(p, idem, 200, out.Body)
+		}
+		return evs, rec, nil
 	}
-	var history, appended []events.Envelope
+	var history []events.Envelope
 	var err error
 	if pinned > 0 {
-		history, appended, err = s.Store.UpdateIfVersion(ctx, id, pinned, decideOn)
+		history, _, err = s.Store.UpdateIfVersionKeyed(ctx, id, pinned, decideOn)
 		switch {
-		case errors.Is(err, eventstore.ErrVersionMismatch) && len(history) == 0:
-			err = order.ErrNotFound()
-		case errors.Is(err, eventstore.ErrVersionMismatch), errors.Is(err, eventstore.ErrVersionConflict):
-			err = fmt.Errorf("%w: %w", ErrStaleVersion, err) // the version the client named is no longer current
+		case errors.Is(err, eventstore.ErrVersionMismatch):
+			// Not at the pinned version: say so only to a principal who may see the order.
+			st, ferr := order.Fold(history)
+			if aerr := Authorize(p, st); ferr != nil || aerr != nil {
+				err = order.ErrNotFound()
+			} else {
+				err = fmt.Errorf("%w: %w", ErrStaleVersion, err) // the version the client named is no longer current
+			}
+		case errors.Is(err, eventstore.ErrVersionConflict):
+			err = fmt.Errorf("%w: %w", ErrStaleVersion, err)
 		}
 	} else {
-		_, appended, err = s.Store.Update(ctx, id, s.MaxRetries, decideOn)
+		_, _, err = s.Store.UpdateKeyed(ctx, id, s.MaxRetries, decideOn)
+	}
+	if errors.Is(err, eventstore.ErrIdempotencyKeyExists) && idem != nil { // a concurrent request with the same key won
+		if rout, done, rerr := s.replay(ctx, p, idem); done || rerr != nil {
+			return rout, rerr
+		}
 	}
 	if err != nil {
 		return Outcome{}, err
 	}
-	return answer(evolve(state, appended, payloads))
+	return out, nil
 }
 
 // Events returns up to limit events of the order's audit trail after version after, in version
-// order, and whether more follow. An order without events fails with an *order.Error of kind
-// NotFound (after = 0 only: a page past the end is empty).
-func (s *Service) Events(ctx context.Context, id string, after int64, limit int) ([]events.Envelope, bool, error) {
+// order, and whether more follow. An order without events, or one the principal may not see, fails
+// with an *order.Error of kind NotFound (after = 0 only: a page past the end is empty).
+func (s *Service) Events(ctx context.Context, p auth.Principal, id string, after int64, limit int) ([]events.Envelope, bool, error) {
+	if !p.Can(auth.ReadOrders) {
+		return nil, false, forbidden(p, "read orders")
+	}
+	if p.Scope() != "" {
+		// The customer never changes: the first event says whose order it is.
+		first, err := s.Store.LoadPage(ctx, id, 0, 1)
+		if err != nil {
+			return nil, false, err
+		}
+		st, err := order.Fold(first)
+		if err != nil {
+			return nil, false, err
+		}
+		if err := Authorize(p, st); err != nil {
+			return nil, false, err
+		}
+	}
 	page, err := s.Store.LoadPage(ctx, id, after, limit+1)
 	if err != nil {
 		return nil, false, err

@@ -36,26 +36,35 @@ func New(t testing.TB, opts ...Options) *Issuer {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
+	i, err := NewIssuer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return i
+}
+
+// NewIssuer is New for programs that are not tests (the benchmarks).
+func NewIssuer(o Options) (*Issuer, error) {
 	if o.RateRPS == 0 {
 		o.RateRPS, o.RateBurst = 1_000_000, 1_000_000
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	kid := "test-" + time.Now().Format("150405.000000000")
 	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: kid, Algorithm: string(jose.ES256), Use: "sig"}}}
 	keys := auth.NewStaticKeySet(set)
 	v, err := auth.NewVerifier(auth.VerifierConfig{Keys: keys, Issuer: auth.DevIssuer, Audience: auth.DevAudience, Leeway: auth.DefaultLeeway})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	proxies, err := auth.ParseProxies(o.Proxies)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	return &Issuer{Key: key, KeyID: kid, Auth: &auth.Authenticator{Verifier: v, Keys: keys,
-		PerPrincipal: auth.NewLimiter(o.RateRPS, o.RateBurst), PerAddress: auth.NewLimiter(o.RateRPS, o.RateBurst), TrustedProxies: proxies}}
+		PerPrincipal: auth.NewLimiter(o.RateRPS, o.RateBurst), PerAddress: auth.NewLimiter(o.RateRPS, o.RateBurst), TrustedProxies: proxies}}, nil
 }
 
 // Token signs a token for p valid for an hour.
@@ -67,17 +76,22 @@ func (i *Issuer) Token(t testing.TB, p auth.Principal) string {
 // Sign signs any request (issuer and audience default to the dev ones).
 func (i *Issuer) Sign(t testing.TB, req auth.TokenRequest) string {
 	t.Helper()
+	tok, err := i.SignRequest(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// SignRequest is Sign for programs that are not tests.
+func (i *Issuer) SignRequest(req auth.TokenRequest) (string, error) {
 	if req.Issuer == "" {
 		req.Issuer = auth.DevIssuer
 	}
 	if req.Audience == "" {
 		req.Audience = auth.DevAudience
 	}
-	tok, err := auth.Sign(i.Key, i.KeyID, jose.ES256, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return auth.Sign(i.Key, i.KeyID, jose.ES256, req)
 }
 
 // Bearer is the Authorization header value for p.

@@ -1,6 +1,8 @@
 // Package httpapi is the read API of orders: an order by id and lists from the Postgres read model,
-// and search from the OpenSearch index. Errors are problem+json like the command API's; a read model
-// or index that cannot answer gives 503, never a 500 with its internals.
+// and search from the OpenSearch index. Every route but the probes needs a bearer token; a customer
+// reads, lists and searches its own orders only (another customer's order is not found). Errors are
+// problem+json like the command API's; a read model or index that cannot answer gives 503, never a 500
+// with its internals.
 package httpapi
 
 import (
@@ -14,6 +16,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/httpserver"
 	"github.com/orders-oss/orders/internal/problem"
 	"github.com/orders-oss/orders/internal/readmodel"
@@ -34,15 +37,17 @@ type Config struct {
 	// MinVersionWait bounds how long GET /orders/{id}?min_version=N waits for the read model to reach
 	// version N (QUERY_MIN_VERSION_WAIT, DefaultMinVersionWait unless set); 0 answers at once.
 	MinVersionWait time.Duration
+	Auth           httpserver.Auth // authenticates every API route
 }
 
 // New returns the read API's handler.
 func New(cfg Config) *httpserver.Server {
-	e := httpserver.New(httpserver.Config{Service: "query", Log: cfg.Log, Ready: cfg.Ready, Errors: mapError})
+	e := httpserver.New(httpserver.Config{Service: "query", Log: cfg.Log, Ready: cfg.Ready, Errors: mapError, Auth: cfg.Auth})
 	s := &server{cfg}
-	e.GET("/orders/search", s.search)
-	e.GET("/orders", s.listOrders)
-	e.GET("/orders/:id", s.getOrder)
+	read := auth.Require(auth.ReadOrders)
+	e.GET("/orders/search", s.search, read)
+	e.GET("/orders", s.listOrders, read)
+	e.GET("/orders/:id", s.getOrder, read)
 	return e
 }
 
@@ -158,6 +163,7 @@ func (s *server) search(c echo.Context) error {
 	if err := p.err(); err != nil {
 		return err
 	}
+	req.CustomerID = principal(c).Scope() // a customer searches its own orders only
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 5*time.Second)
 	defer cancel()
 	res, err := s.Search.Search(ctx, req)
@@ -165,4 +171,10 @@ func (s *server) search(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, res)
+}
+
+// principal is who the chassis authenticated (the routes require one).
+func principal(c echo.Context) auth.Principal {
+	p, _ := auth.FromContext(c.Request().Context())
+	return p
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/problem"
 	"github.com/orders-oss/orders/internal/readmodel"
 	"github.com/orders-oss/orders/pkg/api"
@@ -51,9 +52,10 @@ func (s *server) getOrder(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.MinVersionWait+queryTimeout)
 	defer cancel()
-	o, err := readmodel.Get(ctx, s.Orders, id)
+	who := principal(c)
+	o, err := s.get(ctx, who, id)
 	if minVersion > 0 && (err == nil && o.Version < minVersion || errors.Is(err, readmodel.ErrNotFound)) {
-		o, err = s.waitForVersion(ctx, id, minVersion, o, err)
+		o, err = s.waitForVersion(ctx, who, id, minVersion, o, err)
 		if errors.Is(err, readmodel.ErrNotFound) {
 			return problem.Newf(http.StatusNotFound, "order_not_found",
 				"the read model has not reached this order yet (waited %s for version %d); retry shortly", s.MinVersionWait, minVersion)
@@ -77,7 +79,7 @@ func (s *server) getOrder(c echo.Context) error {
 // waitForVersion reads the order again until it reaches version want or MinVersionWait has passed
 // (or the client went away), and returns the last read (o, err is the first one): an order below
 // want, or ErrNotFound, when the wait ended first.
-func (s *server) waitForVersion(ctx context.Context, id string, want int64, o api.Order, err error) (api.Order, error) {
+func (s *server) waitForVersion(ctx context.Context, who auth.Principal, id string, want int64, o api.Order, err error) (api.Order, error) {
 	deadline := time.Now().Add(s.MinVersionWait)
 	timer := time.NewTimer(minVersionPoll)
 	defer timer.Stop()
@@ -90,12 +92,22 @@ func (s *server) waitForVersion(ctx context.Context, id string, want int64, o ap
 			return o, err
 		case <-timer.C:
 		}
-		o, err = readmodel.Get(ctx, s.Orders, id)
+		o, err = s.get(ctx, who, id)
 		if err != nil && !errors.Is(err, readmodel.ErrNotFound) || err == nil && o.Version >= want {
 			return o, err
 		}
 		timer.Reset(min(2*minVersionPoll, max(time.Until(deadline), 0)))
 	}
+}
+
+// get reads an order the principal may see: another customer's order is not found, exactly as one
+// that does not exist (the same answer, the same wait for min_version).
+func (s *server) get(ctx context.Context, who auth.Principal, id string) (api.Order, error) {
+	o, err := readmodel.Get(ctx, s.Orders, id)
+	if err == nil && !who.Sees(o.Customer.ID) {
+		return api.Order{}, readmodel.ErrNotFound
+	}
+	return o, err
 }
 
 // etag is the order's version, quoted, as the command API writes it.
@@ -133,6 +145,13 @@ func (s *server) listOrders(c echo.Context) error {
 	}
 	if err := p.err(); err != nil {
 		return err
+	}
+	// A customer lists its own orders only: asked for another customer's, the list is empty.
+	if scope := principal(c).Scope(); scope != "" {
+		if req.CustomerID != "" && req.CustomerID != scope {
+			return c.JSON(http.StatusOK, readmodel.ListResult{Items: []api.Order{}})
+		}
+		req.CustomerID = scope
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), queryTimeout)
 	defer cancel()

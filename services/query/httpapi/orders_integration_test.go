@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/orders-oss/orders/internal/auth/authtest"
 	"github.com/orders-oss/orders/internal/problem"
 	"github.com/orders-oss/orders/internal/readmodel"
 	"github.com/orders-oss/orders/internal/testenv"
@@ -74,10 +75,8 @@ func (m *readModel) doc(id string) any {
 
 func ordersServer(t *testing.T, pool *pgxpool.Pool, wait time.Duration) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Orders: pool, MinVersionWait: wait,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Ready: func(context.Context) error { return nil }}))
-	t.Cleanup(srv.Close)
-	return srv
+	return serve(t, httpapi.Config{Orders: pool, MinVersionWait: wait,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Ready: func(context.Context) error { return nil }})
 }
 
 // orderID returns the n-th test order id (UUIDs, ordered like n).
@@ -107,8 +106,12 @@ func do(t *testing.T, srv *httptest.Server, path string, headers ...string) (*ht
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header.Set("Authorization", bearer(t, srv, authtest.Staff))
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
+	}
+	if req.Header.Get("Authorization") == "" {
+		req.Header.Del("Authorization")
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -8,13 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/orders-oss/orders/internal/auth"
+	"github.com/orders-oss/orders/internal/auth/authtest"
 	"github.com/orders-oss/orders/internal/searchindex"
 	"github.com/orders-oss/orders/internal/testenv"
 	"github.com/orders-oss/orders/pkg/api"
@@ -30,14 +31,14 @@ type result struct {
 	Code       string                      `json:"code"`
 }
 
-func get(t *testing.T, srv *httptest.Server, path string) (int, result) {
+// get searches as staff, or as p when given.
+func get(t *testing.T, srv *httptest.Server, path string, p ...auth.Principal) (int, result) {
 	t.Helper()
-	res, err := http.Get(srv.URL + path)
-	if err != nil {
-		t.Fatal(err)
+	who := authtest.Staff
+	if len(p) > 0 {
+		who = p[0]
 	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
+	res, raw := do(t, srv, path, "Authorization", bearer(t, srv, who))
 	var r result
 	if err := json.Unmarshal(raw, &r); err != nil {
 		t.Fatalf("GET %s: %v: %s", path, err, raw)
@@ -48,10 +49,8 @@ func get(t *testing.T, srv *httptest.Server, path string) (int, result) {
 func searchServer(t *testing.T, alias string) *httptest.Server {
 	t.Helper()
 	client := testenv.OpenSearch(t)
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Search: searchindex.New(client, alias),
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Ready: func(context.Context) error { return nil }}))
-	t.Cleanup(srv.Close)
-	return srv
+	return serve(t, httpapi.Config{Search: searchindex.New(client, alias),
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Ready: func(context.Context) error { return nil }})
 }
 
 func TestSearch(t *testing.T) {
