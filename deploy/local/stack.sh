@@ -202,7 +202,7 @@ EOF
   as "$u" "$PG_BIN/pg_ctl" -D "$data" -l "$log" -o "-p $PG_PORT" -w -t "$STACK_TIMEOUT" start >/dev/null ||
     { tail -n 40 "$log" >&2; die "postgres did not start"; }
   head -1 "$data/postmaster.pid" >"$(pidfile postgres)"
-  cmd_roles
+  cmd_roles # before the probe: it logs in as the owner, which a new cluster does not have yet
   wait_ready postgres postgres "$DATABASE_URL" "$log"
 }
 
@@ -361,6 +361,8 @@ cmd_start() {
     "start_$n"
     say "stack: $n ready in $((SECONDS - t0))s"
   done
+  # The roles, also on a cluster that was already running, started by an older release (idempotent).
+  case " $(names "$@") " in *" postgres "*) cmd_roles ;; esac
 }
 
 cmd_stop() {
