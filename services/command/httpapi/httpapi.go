@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -100,8 +101,8 @@ func principal(c echo.Context) (auth.Principal, error) {
 // and role; what a client says in X-Actor is not read).
 func metadata(c echo.Context, p auth.Principal) (events.Metadata, error) {
 	corr := strings.TrimSpace(c.Request().Header.Get("X-Correlation-ID"))
-	if len(corr) > 200 {
-		return events.Metadata{}, problem.New(http.StatusBadRequest, "invalid_header", "X-Correlation-ID must be at most 200 characters")
+	if len(corr) > 200 || strings.ContainsFunc(corr, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+		return events.Metadata{}, problem.New(http.StatusBadRequest, "invalid_header", "X-Correlation-ID must be at most 200 printable ASCII characters")
 	}
 	if corr == "" {
 		corr = uuid.Must(uuid.NewV7()).String()
@@ -273,6 +274,9 @@ func (s *server) cancel(c echo.Context) (order.Decision, []byte, error) {
 	return func(st order.State) ([]events.Payload, error) { return st.Cancel(p.Reason) }, raw, nil
 }
 
+// cursorPattern is an audit trail cursor (a version) as docs/openapi.yaml allows it.
+var cursorPattern = regexp.MustCompile(`^[1-9][0-9]{0,17}$`)
+
 type eventsPage struct {
 	Events     []events.Envelope `json:"events"`
 	NextCursor *string           `json:"next_cursor"`
@@ -281,20 +285,19 @@ type eventsPage struct {
 // listEvents is the audit trail. The cursor is the last version of the previous page (opaque to clients).
 func (s *server) listEvents(c echo.Context) error {
 	limit := 100
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 500 {
+	if v, ok := c.QueryParams()["limit"]; ok {
+		n, ok := httpserver.ParseInteger(v[0])
+		if !ok || n < 1 || n > 500 {
 			return problem.New(http.StatusBadRequest, "invalid_limit", "limit must be a whole number from 1 to 500")
 		}
-		limit = n
+		limit = int(n)
 	}
 	var after int64
-	if v := c.QueryParam("cursor"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 {
+	if v, ok := c.QueryParams()["cursor"]; ok {
+		if !cursorPattern.MatchString(v[0]) {
 			return problem.New(http.StatusBadRequest, "invalid_cursor", "cursor must be a next_cursor value from a previous page")
 		}
-		after = n
+		after, _ = strconv.ParseInt(v[0], 10, 64)
 	}
 	p, err := principal(c)
 	if err != nil {

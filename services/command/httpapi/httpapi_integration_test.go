@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/orders-oss/orders/internal/apispec"
 	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/auth/authtest"
 	"github.com/orders-oss/orders/internal/command"
@@ -36,7 +37,8 @@ type env struct {
 	srv    *httptest.Server
 	pool   *pgxpool.Pool
 	issuer *authtest.Issuer
-	staff  string // the Authorization header every request sends unless it sets its own
+	staff  string       // the Authorization header every request sends unless it sets its own
+	client *http.Client // checks every request and answer against docs/openapi.yaml
 }
 
 // setup serves the command API on a database of the test's own, connected as the service's role
@@ -54,7 +56,8 @@ func setup(t *testing.T, opts ...authtest.Options) *env {
 		BodyLimit: "16KB", Ready: pool.Ping, Auth: issuer.Auth})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, pool: owner, issuer: issuer, staff: issuer.Bearer(t, authtest.Staff)}
+	return &env{t: t, srv: srv, pool: owner, issuer: issuer, staff: issuer.Bearer(t, authtest.Staff),
+		client: apispec.Client(t, "../../../docs/openapi.yaml", apispec.CommandServer)}
 }
 
 // as is the header pair that makes a request p's.
@@ -79,7 +82,7 @@ func (e *env) do(method, path, body string, headers ...string) (*http.Response, 
 	if req.Header.Get("Authorization") == "" {
 		req.Header.Del("Authorization")
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := e.client.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}

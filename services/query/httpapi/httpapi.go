@@ -10,9 +10,11 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -69,6 +71,8 @@ func mapError(err error) *problem.Problem {
 	return nil
 }
 
+var currencyCode = regexp.MustCompile(`^[A-Z]{3}$`)
+
 var statuses = map[string]bool{"placed": true, "paid": true, "shipped": true, "delivered": true, "cancelled": true}
 
 // params collects query-parameter problems so one answer lists them all.
@@ -81,13 +85,25 @@ func (p *params) fail(name, msg string) {
 	p.errors = append(p.errors, problem.FieldError{Field: name, Message: msg})
 }
 
+// dateTime is the RFC 3339 form docs/openapi.yaml allows (upper-case T and Z).
+var dateTime = regexp.MustCompile(`^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`)
+
+// value returns the parameter's first value and whether it was sent at all (an empty value was).
+func (p *params) value(name string) (string, bool) {
+	v, ok := p.c.QueryParams()[name]
+	if !ok || len(v) == 0 {
+		return "", false
+	}
+	return v[0], true
+}
+
 func (p *params) time(name string) *time.Time {
-	v := p.c.QueryParam(name)
-	if v == "" {
+	v, ok := p.value(name)
+	if !ok {
 		return nil
 	}
 	t, err := time.Parse(time.RFC3339, v)
-	if err != nil {
+	if err != nil || !dateTime.MatchString(v) {
 		p.fail(name, "must be an RFC 3339 time like 2026-11-22T10:00:00Z")
 		return nil
 	}
@@ -95,12 +111,12 @@ func (p *params) time(name string) *time.Time {
 }
 
 func (p *params) int64(name string) *int64 {
-	v := p.c.QueryParam(name)
-	if v == "" {
+	v, ok := p.value(name)
+	if !ok {
 		return nil
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
+	n, ok := httpserver.ParseInteger(v)
+	if !ok || n < 0 {
 		p.fail(name, "must be a whole number, 0 or more")
 		return nil
 	}
@@ -108,23 +124,23 @@ func (p *params) int64(name string) *int64 {
 }
 
 func (p *params) limit(def, most int) int {
-	v := p.c.QueryParam("limit")
-	if v == "" {
+	v, ok := p.value("limit")
+	if !ok {
 		return def
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > most {
+	n, ok := httpserver.ParseInteger(v)
+	if !ok || n < 1 || n > int64(most) {
 		p.fail("limit", "must be a whole number from 1 to "+strconv.Itoa(most))
 		return def
 	}
-	return n
+	return int(n)
 }
 
 func (p *params) statuses() []string {
 	var out []string
 	for _, v := range p.c.QueryParams()["status"] {
 		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s == "" {
+			if s = strings.Trim(s, " "); s == "" {
 				continue
 			}
 			if !statuses[s] {
@@ -151,10 +167,10 @@ func (s *server) search(c echo.Context) error {
 	req := searchindex.SearchRequest{Q: c.QueryParam("q"), Statuses: p.statuses(), Currency: c.QueryParam("currency"),
 		PlacedFrom: p.time("placed_from"), PlacedTo: p.time("placed_to"), TotalMin: p.int64("total_min"),
 		TotalMax: p.int64("total_max"), Sort: c.QueryParam("sort"), Limit: p.limit(searchindex.DefaultLimit, searchindex.MaxPageSize), Cursor: c.QueryParam("cursor")}
-	if len(req.Q) > searchindex.MaxQueryLen {
+	if utf8.RuneCountInString(req.Q) > searchindex.MaxQueryLen {
 		p.fail("q", "must be at most "+strconv.Itoa(searchindex.MaxQueryLen)+" characters")
 	}
-	if req.Currency != "" && (len(req.Currency) != 3 || strings.ToUpper(req.Currency) != req.Currency) {
+	if _, sent := p.value("currency"); sent && !currencyCode.MatchString(req.Currency) {
 		p.fail("currency", "must be an ISO 4217 code like EUR")
 	}
 	if req.Sort != "" && !searchindex.ValidSort(req.Sort) {

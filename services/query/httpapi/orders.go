@@ -7,11 +7,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/orders-oss/orders/internal/auth"
+	"github.com/orders-oss/orders/internal/httpserver"
 	"github.com/orders-oss/orders/internal/problem"
 	"github.com/orders-oss/orders/internal/readmodel"
 	"github.com/orders-oss/orders/pkg/api"
@@ -36,9 +38,9 @@ const StaleHeader = "X-Read-Model-Stale"
 // (read-your-writes after a command that answered ETag "N").
 func (s *server) getOrder(c echo.Context) error {
 	var minVersion int64
-	if v := c.QueryParam("min_version"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 {
+	if v, ok := c.QueryParams()["min_version"]; ok {
+		n, ok := httpserver.ParseInteger(v[0])
+		if !ok || n < 1 {
 			p := &params{c: c}
 			p.fail("min_version", "must be a whole number, 1 or more (the version from a command's ETag)")
 			return p.err()
@@ -137,7 +139,7 @@ func (s *server) listOrders(c echo.Context) error {
 	req := readmodel.ListRequest{Statuses: p.statuses(), CustomerID: c.QueryParam("customer_id"),
 		PlacedFrom: p.time("placed_from"), PlacedTo: p.time("placed_to"), Sort: c.QueryParam("sort"),
 		Limit: p.limit(readmodel.DefaultListLimit, readmodel.MaxListLimit), Cursor: c.QueryParam("cursor")}
-	if len(req.CustomerID) > maxCustomerID {
+	if utf8.RuneCountInString(req.CustomerID) > maxCustomerID {
 		p.fail("customer_id", "must be at most "+strconv.Itoa(maxCustomerID)+" characters")
 	}
 	if req.Sort != "" && !readmodel.ValidSort(req.Sort) {

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/orders-oss/orders/internal/apispec"
 	"github.com/orders-oss/orders/internal/auth/authtest"
 	"github.com/orders-oss/orders/internal/problem"
 	"github.com/orders-oss/orders/internal/readmodel"
@@ -113,7 +114,7 @@ func do(t *testing.T, srv *httptest.Server, path string, headers ...string) (*ht
 	if req.Header.Get("Authorization") == "" {
 		req.Header.Del("Authorization")
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := apispec.Client(t, "../../../docs/openapi.yaml", apispec.QueryServer).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
