@@ -124,7 +124,8 @@ func benchWrite(ctx context.Context, cfg writeConfig, stdout io.Writer) error {
 
 Measured %s on %s (%d-second runs, median of %d, alternating), Postgres fsync=%s, synchronous_commit=%s.
 Command: `+"`make bench`"+` (`+"`go run ./cmd/ordersbench write`"+`). The API server runs in the benchmark process; the
-raw baseline is pgx running the same two inserts (event + outbox row) in one statement.
+raw baseline is pgx running the same two inserts (event + outbox row) in one statement; both go through
+the hash chain's trigger (docs/security.md).
 
 | clients | POST /orders per s | raw pgx tx per s | ratio | API p50 / p99 | raw p50 / p99 |
 |---|---|---|---|---|---|
