@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -240,5 +241,58 @@ func TestEnsureDevKeyIsRaceFree(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(dir, auth.DevKeyFile)); err != nil || fi.Mode().Perm()&0o077 != 0 {
 		t.Errorf("dev key file mode = %v, %v; want private to its owner", fi.Mode(), err)
+	}
+}
+
+// A JWKS URL is loaded once, and again when a token names a key it does not hold (a rotation at the
+// issuer), at most every minRefresh; while the URL fails, verification answers ErrKeysUnavailable.
+func TestURLKeySetFollowsRotation(t *testing.T) {
+	oldKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	newKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	jwk := func(k *ecdsa.PrivateKey, kid string) jose.JSONWebKey {
+		return jose.JSONWebKey{Key: &k.PublicKey, KeyID: kid, Algorithm: "ES256", Use: "sig"}
+	}
+	var mu sync.Mutex
+	set, fetches, down := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{jwk(oldKey, "old")}}, 0, true
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		fetches++
+		if down {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(set)
+	}))
+	defer srv.Close()
+	keys := auth.NewURLKeySet(srv.URL, nil, time.Hour, time.Nanosecond)
+	v, _ := auth.NewVerifier(auth.VerifierConfig{Keys: keys, Issuer: "i", Audience: "a"})
+	sign := func(k *ecdsa.PrivateKey, kid string) string {
+		tok, err := auth.Sign(k, kid, jose.ES256, auth.TokenRequest{Issuer: "i", Audience: "a", Subject: "s", Role: auth.Staff, TTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	if _, err := v.Verify(context.Background(), sign(oldKey, "old")); !errors.Is(err, auth.ErrKeysUnavailable) {
+		t.Fatalf("Verify while the JWKS URL is down = %v, want ErrKeysUnavailable", err)
+	}
+	mu.Lock()
+	down = false
+	mu.Unlock()
+	if _, err := v.Verify(context.Background(), sign(oldKey, "old")); err != nil {
+		t.Fatalf("Verify with the old key = %v", err)
+	}
+	mu.Lock()
+	set = jose.JSONWebKeySet{Keys: []jose.JSONWebKey{jwk(newKey, "new")}}
+	before := fetches
+	mu.Unlock()
+	if _, err := v.Verify(context.Background(), sign(newKey, "new")); err != nil {
+		t.Fatalf("Verify with the rotated key = %v, want the set loaded again", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fetches != before+1 {
+		t.Errorf("%d fetches for the unknown kid, want 1", fetches-before)
 	}
 }
