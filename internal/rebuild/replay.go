@@ -12,8 +12,7 @@ import (
 // ReplayParked asks a running projector (its operator endpoint at baseURL, projection.Loop.Routes) to
 // replay an order's parked events, and returns its answer. The projector owns its parking state, so the
 // replay runs inside it, between two batches; the order flows again when they all apply. client nil is
-// http.DefaultClient; bound the call with ctx. token, when set, is the operator's bearer token (the
-// endpoint needs the admin role).
+// http.DefaultClient; bound the call with ctx. The endpoint needs an admin's bearer token.
 func ReplayParked(ctx context.Context, client *http.Client, baseURL, token, orderID string) (string, error) {
 	if client == nil {
 		client = http.DefaultClient
@@ -23,9 +22,7 @@ func ReplayParked(ctx context.Context, client *http.Client, baseURL, token, orde
 	if err != nil {
 		return "", err
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
+	req.Header.Set("Authorization", "Bearer "+token)
 	res, err := client.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("reach the projector at %s: %w", base, err)
