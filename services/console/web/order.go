@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/order"
@@ -57,15 +58,15 @@ func (s *Server) orderPage(c echo.Context) error {
 			at.Time = t
 		}
 	}
-	shown, err := s.cfg.Orders.Order(ctx, id, at)
+	shown, err := s.cfg.Orders.Order(ctx, principal(c), id, at)
 	if errors.Is(err, command.ErrNotInHistory) {
 		problem = "The order has no such point in its history: " + err.Error() + ". Showing it now."
-		shown, err = s.cfg.Orders.Order(ctx, id, command.At{})
+		shown, err = s.cfg.Orders.Order(ctx, principal(c), id, command.At{})
 	}
 	if err != nil {
 		return s.orderError(id, err)
 	}
-	history, err := s.history(ctx, id)
+	history, err := s.history(ctx, principal(c), id)
 	if err != nil {
 		return s.orderError(id, err)
 	}
@@ -111,11 +112,11 @@ func (s *Server) orderPage(c echo.Context) error {
 }
 
 // history reads the whole audit trail, page by page.
-func (s *Server) history(ctx context.Context, id string) ([]events.Envelope, error) {
+func (s *Server) history(ctx context.Context, p auth.Principal, id string) ([]events.Envelope, error) {
 	var all []events.Envelope
 	var after int64
 	for {
-		page, more, err := s.cfg.Orders.Events(ctx, id, eventstore.Range{After: after, Limit: 1000})
+		page, more, err := s.cfg.Orders.Events(ctx, p, id, eventstore.Range{After: after, Limit: 1000})
 		if err != nil {
 			return nil, err
 		}
@@ -161,15 +162,19 @@ func diff(before, after api.Order, first bool) []change {
 		if k == "version" || k == "updated_at" {
 			continue
 		}
-		if w, ok := a[k]; first || !ok || w != v {
-			if first && (v == `""` || v == "0" || v == "null" || v == "[]") {
-				continue
+		if first {
+			// The first event sets what it says; there was nothing before it.
+			if v != `""` && v != "0" && v != "null" && v != "[]" {
+				out = append(out, change{Field: k, After: v})
 			}
+			continue
+		}
+		if w, ok := a[k]; !ok || w != v {
 			out = append(out, change{Field: k, Before: a[k], After: v})
 		}
 	}
 	for k, v := range a {
-		if _, ok := b[k]; !ok && k != "version" && k != "updated_at" {
+		if _, ok := b[k]; !ok && !first && k != "version" && k != "updated_at" {
 			out = append(out, change{Field: k, Before: v, After: ""})
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/rebuild"
 	"github.com/orders-oss/orders/internal/relay"
 	"github.com/orders-oss/orders/internal/searchindex"
@@ -51,7 +52,7 @@ func (s *Server) devLogin(c echo.Context) error {
 	if !s.cfg.Login.Dev() {
 		return &pageError{Status: http.StatusNotFound, Title: "Not found", Message: "Sign in through your identity provider."}
 	}
-	p := Principal{Subject: strings.TrimSpace(c.FormValue("subject")), Role: c.FormValue("role"), CustomerID: strings.TrimSpace(c.FormValue("customer_id"))}
+	p := auth.Principal{Subject: strings.TrimSpace(c.FormValue("subject")), Role: auth.Role(c.FormValue("role")), CustomerID: strings.TrimSpace(c.FormValue("customer_id"))}
 	ret := localPath(c.FormValue("return"))
 	fail := func(msg string) error {
 		return c.Redirect(http.StatusSeeOther, "/login?return="+url.QueryEscape(ret)+"&error="+url.QueryEscape(msg))
@@ -59,9 +60,9 @@ func (s *Server) devLogin(c echo.Context) error {
 	switch {
 	case p.Subject == "" || len(p.Subject) > 200:
 		return fail("Enter who you are (1 to 200 characters).")
-	case p.Role != RoleStaff && p.Role != RoleAdmin && p.Role != RoleCustomer:
+	case p.Role != auth.Staff && p.Role != auth.Admin && p.Role != auth.Customer:
 		return fail("Choose a role.")
-	case p.Role == RoleCustomer && p.CustomerID == "":
+	case p.Role == auth.Customer && p.CustomerID == "":
 		return fail("A customer needs a customer id.")
 	}
 	token, err := s.cfg.Login.DevToken(p, s.cfg.SessionTTL)
@@ -95,7 +96,7 @@ func (s *Server) startSession(c echo.Context, token, ret string) error {
 		return err
 	}
 	s.cfg.Log.Info("console sign-in", "subject", p.Subject, "role", p.Role)
-	if p.Role == RoleCustomer {
+	if p.Role == auth.Customer {
 		return &pageError{Status: http.StatusForbidden, Title: "Not allowed", Message: "The console is for staff and operators; customers use the orders API."}
 	}
 	return c.Redirect(http.StatusSeeOther, localPath(ret))

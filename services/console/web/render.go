@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/orders-oss/orders/internal/auth"
 )
 
 var funcs = template.FuncMap{
@@ -43,6 +45,13 @@ var funcs = template.FuncMap{
 		return b.String()
 	},
 	"query": templateURL,
+	// short is the start of an id, enough to tell orders apart in a list (the full id is its title).
+	"short": func(id string) string {
+		if len(id) <= 13 {
+			return id
+		}
+		return id[:13] + "…"
+	},
 	"add":   func(a, b int) int { return a + b },
 	"dur":   func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 	"pct": func(done, total int64) int64 {
@@ -96,7 +105,7 @@ func (s *Server) render(c echo.Context, status int, page string, data map[string
 	}
 	p := principal(c)
 	data["Me"] = p
-	data["Admin"] = p.Role == RoleAdmin
+	data["Admin"] = p.Role == auth.Admin
 	data["SignedIn"] = p.Subject != ""
 	data["CSRF"] = csrf(c)
 	data["Page"] = page

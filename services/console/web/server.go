@@ -19,6 +19,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/httpserver"
@@ -34,24 +35,10 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// Roles the console knows. Customers have no access; staff sees everything but the operator actions
-// (replay, rebuild, verify); admin does all.
-const (
-	RoleCustomer = "customer"
-	RoleStaff    = "staff"
-	RoleAdmin    = "admin"
-)
-
-// Principal is who uses the console, as their token says.
-type Principal struct {
-	Subject    string
-	Role       string
-	CustomerID string
-}
-
-// Identity verifies bearer tokens the way the APIs do.
+// Identity verifies bearer tokens the way the APIs do (an *auth.Verifier). Customers have no access to
+// the console; staff sees everything but the operator actions (replay, rebuild, verify); admin does all.
 type Identity interface {
-	Verify(ctx context.Context, token string) (Principal, error)
+	Verify(ctx context.Context, token string) (auth.Principal, error)
 }
 
 // Login signs an operator in: a development login page (Dev) or the OIDC authorization-code flow with
@@ -60,7 +47,7 @@ type Login interface {
 	// Dev reports whether this is the development login (pick a role and a subject).
 	Dev() bool
 	// DevToken signs a token for p (development login only).
-	DevToken(p Principal, ttl time.Duration) (string, error)
+	DevToken(p auth.Principal, ttl time.Duration) (string, error)
 	// AuthURL is where to send the browser to sign in (OIDC), for a state and PKCE verifier.
 	AuthURL(state, verifier string) string
 	// Exchange trades the authorization code for a token the Identity verifies (OIDC).
@@ -75,8 +62,8 @@ type Searcher interface {
 // Orders reads orders from the event store the way the command API does (internal/command): an order
 // now, at a version or as of a time, and its audit trail.
 type Orders interface {
-	Order(ctx context.Context, id string, at command.At) (api.Order, error)
-	Events(ctx context.Context, id string, r eventstore.Range) ([]events.Envelope, bool, error)
+	Order(ctx context.Context, p auth.Principal, id string, at command.At) (api.Order, error)
+	Events(ctx context.Context, p auth.Principal, id string, r eventstore.Range) ([]events.Envelope, bool, error)
 }
 
 // Config wires the console.
@@ -132,7 +119,7 @@ func New(cfg Config) (*httpserver.Server, *Server, error) {
 		return nil, nil, err
 	}
 	s := &Server{cfg: cfg, sessions: sess, pages: pages, jobs: newJobs(), lag: newLagHistory(120)}
-	e := httpserver.New(httpserver.Config{Service: "console", Log: cfg.Log, Ready: cfg.Ready, BodyLimit: "64KB"})
+	e := httpserver.New(httpserver.Config{Service: "console", Log: cfg.Log, Ready: cfg.Ready, BodyLimit: "64KB", Auth: sessionAuth{s}})
 	e.HTTPErrorHandler = s.errorPage
 	e.Use(securityHeaders)
 	static, _ := fs.Sub(staticFS, "static")
@@ -140,10 +127,10 @@ func New(cfg Config) (*httpserver.Server, *Server, error) {
 	e.GET("/login", s.loginPage)
 	e.POST("/login", s.devLogin)
 	e.GET("/login/callback", s.oidcCallback)
-	e.POST("/logout", s.logout, s.signedIn(RoleStaff))
+	e.POST("/logout", s.logout, s.signedIn(auth.Staff))
 
-	staff := s.signedIn(RoleStaff)
-	admin := s.signedIn(RoleAdmin)
+	staff := s.signedIn(auth.Staff)
+	admin := s.signedIn(auth.Admin)
 	e.GET("/", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/search") }, staff)
 	e.GET("/search", s.searchPage, staff)
 	e.GET("/orders/:id", s.orderPage, staff)
@@ -196,41 +183,65 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 
 type principalKey struct{}
 
-// signedIn requires a session whose token verifies, with at least role; a customer is refused (403),
-// and so is staff on an admin page. Unsafe methods must carry the session's CSRF token.
-func (s *Server) signedIn(role string) echo.MiddlewareFunc {
+// publicRoutes are served without a session: signing in and the assets of its page.
+var publicRoutes = map[string]bool{"/login": true, "/login/callback": true, "/static/*": true}
+
+// sessionAuth is the console's authentication on the service chassis: every route but publicRoutes
+// (and the chassis's probes) needs a session whose bearer token verifies exactly as the APIs verify one
+// (so a session never outlives its token); the principal goes into the request. Unknown paths too:
+// nothing can be probed signed out.
+type sessionAuth struct{ s *Server }
+
+func (a sessionAuth) Ready(context.Context) error { return nil }
+
+func (a sessionAuth) Middleware() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			sess, ok := s.sessions.read(c.Request())
-			if !ok {
-				return s.toLogin(c)
+			if publicRoutes[c.Path()] {
+				return next(c)
 			}
-			p, err := s.cfg.Identity.Verify(c.Request().Context(), sess.Token)
+			sess, ok := a.s.sessions.read(c.Request())
+			if !ok || sess.Token == "" {
+				return a.s.toLogin(c)
+			}
+			p, err := a.s.cfg.Identity.Verify(c.Request().Context(), sess.Token)
 			if err != nil {
-				s.sessions.clear(c.Response())
-				return s.toLogin(c)
+				a.s.sessions.clear(c.Response())
+				return a.s.toLogin(c)
 			}
+			c.Set("principal", p)
+			c.Set("session", sess)
+			c.SetRequest(c.Request().WithContext(auth.WithPrincipal(c.Request().Context(), p)))
+			return next(c)
+		}
+	}
+}
+
+// signedIn requires at least role of the signed-in principal: a customer is refused (403), and so is
+// staff on an admin page. Unsafe methods must carry the session's CSRF token.
+func (s *Server) signedIn(role auth.Role) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			p := principal(c)
 			if !allowed(p.Role, role) {
 				return &pageError{Status: http.StatusForbidden, Title: "Not allowed",
 					Message: fmt.Sprintf("Signed in as %s (%s). This page needs the role %s.", p.Subject, p.Role, role)}
 			}
-			if c.Request().Method != http.MethodGet && c.Request().Method != http.MethodHead && c.FormValue("csrf") != sess.CSRF {
+			if c.Request().Method != http.MethodGet && c.Request().Method != http.MethodHead && c.FormValue("csrf") != csrf(c) {
 				return &pageError{Status: http.StatusForbidden, Title: "Form expired", Message: "The form was not sent from this console session; reload the page and try again."}
 			}
-			c.Set("principal", p)
-			c.Set("session", sess)
 			return next(c)
 		}
 	}
 }
 
 // allowed says whether role may see what needs want: admin > staff; customers see nothing.
-func allowed(role, want string) bool {
+func allowed(role, want auth.Role) bool {
 	switch role {
-	case RoleAdmin:
+	case auth.Admin:
 		return true
-	case RoleStaff:
-		return want == RoleStaff
+	case auth.Staff:
+		return want == auth.Staff
 	}
 	return false
 }
@@ -242,8 +253,8 @@ func (s *Server) toLogin(c echo.Context) error {
 	return &pageError{Status: http.StatusUnauthorized, Title: "Signed out", Message: "Your session has ended; sign in again."}
 }
 
-func principal(c echo.Context) Principal { p, _ := c.Get("principal").(Principal); return p }
-func csrf(c echo.Context) string         { s, _ := c.Get("session").(session); return s.CSRF }
+func principal(c echo.Context) auth.Principal { p, _ := c.Get("principal").(auth.Principal); return p }
+func csrf(c echo.Context) string              { s, _ := c.Get("session").(session); return s.CSRF }
 
 // pageError is an error shown as a page (never a blank page or a stack trace).
 type pageError struct {

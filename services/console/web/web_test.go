@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/order"
@@ -29,19 +30,19 @@ import (
 // fakeIdentity accepts the tokens fakeLogin signs: "tok:<subject>:<role>".
 type fakeIdentity struct{}
 
-func (fakeIdentity) Verify(_ context.Context, token string) (Principal, error) {
+func (fakeIdentity) Verify(_ context.Context, token string) (auth.Principal, error) {
 	parts := strings.Split(token, ":")
 	if len(parts) != 3 || parts[0] != "tok" {
-		return Principal{}, errors.New("invalid token")
+		return auth.Principal{}, errors.New("invalid token")
 	}
-	return Principal{Subject: parts[1], Role: parts[2]}, nil
+	return auth.Principal{Subject: parts[1], Role: auth.Role(parts[2])}, nil
 }
 
 type fakeLogin struct{}
 
 func (fakeLogin) Dev() bool { return true }
-func (fakeLogin) DevToken(p Principal, _ time.Duration) (string, error) {
-	return "tok:" + p.Subject + ":" + p.Role, nil
+func (fakeLogin) DevToken(p auth.Principal, _ time.Duration) (string, error) {
+	return "tok:" + p.Subject + ":" + string(p.Role), nil
 }
 func (fakeLogin) AuthURL(string, string) string { return "" }
 func (fakeLogin) Exchange(context.Context, string, string) (string, error) {
@@ -62,7 +63,7 @@ func (f *fakeSearch) Search(_ context.Context, req searchindex.SearchRequest) (s
 // fakeHistory answers like command.Service over an event store holding these histories.
 type fakeHistory map[string][]events.Envelope
 
-func (f fakeHistory) Order(_ context.Context, id string, at command.At) (api.Order, error) {
+func (f fakeHistory) Order(_ context.Context, _ auth.Principal, id string, at command.At) (api.Order, error) {
 	h := f[id]
 	if len(h) == 0 {
 		return api.Order{}, order.ErrNotFound()
@@ -86,7 +87,7 @@ func (f fakeHistory) Order(_ context.Context, id string, at command.At) (api.Ord
 	return st.View(), err
 }
 
-func (f fakeHistory) Events(_ context.Context, id string, r eventstore.Range) ([]events.Envelope, bool, error) {
+func (f fakeHistory) Events(_ context.Context, _ auth.Principal, id string, r eventstore.Range) ([]events.Envelope, bool, error) {
 	h := f[id]
 	if len(h) == 0 {
 		return nil, false, order.ErrNotFound()
@@ -147,9 +148,9 @@ func (c *console) post(path string, form url.Values) (int, string) {
 	return res.StatusCode, string(b)
 }
 
-func (c *console) login(subject, role string) {
+func (c *console) login(subject string, role auth.Role) {
 	c.t.Helper()
-	if status, body := c.post("/login", url.Values{"subject": {subject}, "role": {role}, "return": {"/search"}}); status != 200 && role != RoleCustomer {
+	if status, body := c.post("/login", url.Values{"subject": {subject}, "role": {string(role)}, "return": {"/search"}}); status != 200 && role != auth.Customer {
 		c.t.Fatalf("login as %s: %d\n%s", role, status, body)
 	}
 }
@@ -167,7 +168,7 @@ func TestSignInAndRoles(t *testing.T) {
 		t.Fatalf("customer sign-in = %d, want 403 with a clear message", status)
 	}
 	// Staff sees search but not the operator pages.
-	c.login("sam", RoleStaff)
+	c.login("sam", auth.Staff)
 	if status, body := c.get("/search"); status != 200 || !strings.Contains(body, "sam") || strings.Contains(body, "Rebuild &amp; verify") {
 		t.Errorf("staff /search = %d; want the page, signed in as sam, without the admin link", status)
 	}
@@ -187,7 +188,7 @@ func TestSignInAndRoles(t *testing.T) {
 		t.Errorf("logout = %d, want the login page", status)
 	}
 	// Admin sees the operator pages.
-	c.login("ada", RoleAdmin)
+	c.login("ada", auth.Admin)
 	if status, body := c.get("/rebuild"); status != 200 || !strings.Contains(body, "Start the rebuild") {
 		t.Errorf("admin /rebuild = %d, want the page", status)
 	}
@@ -199,7 +200,7 @@ func TestSignInAndRoles(t *testing.T) {
 
 func TestSearchPage(t *testing.T) {
 	c := newConsole(t, fakeHistory{})
-	c.login("sam", RoleStaff)
+	c.login("sam", auth.Staff)
 	id := uuid.NewString()
 	c.search.res = searchindex.SearchResult{Total: 1, Hits: []api.Order{{ID: id, Status: "paid", Currency: "EUR", Total: 3998,
 		Customer: events.Customer{Name: "Ada Lovelace", Email: "ada@example.com"}}},
@@ -231,7 +232,7 @@ func TestOrderPageTimeTravel(t *testing.T) {
 		envelope(t, id, 3, t0.Add(2*time.Hour), events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: "JD1"}}}),
 	}}
 	c := newConsole(t, h)
-	c.login("sam", RoleStaff)
+	c.login("sam", auth.Staff)
 	status, body := c.get("/orders/" + id)
 	if status != 200 || !strings.Contains(body, "status-shipped") || !strings.Contains(body, "JD1") {
 		t.Fatalf("order now = %d, want it shipped\n%s", status, body)
@@ -291,5 +292,30 @@ func TestJobsRunOneOfAKind(t *testing.T) {
 	b, _ := json.Marshal(v)
 	if v.Running || v.Successful || v.Error != "boom" {
 		t.Errorf("finished view = %s, want failed with boom", b)
+	}
+}
+
+func TestDiffShowsWhatAnEventChanged(t *testing.T) {
+	a := api.Order{ID: "o", Version: 1, Status: "placed", Currency: "EUR", Total: 300,
+		Items: []events.LineItem{{SKU: "A", Name: "a", Quantity: 1, UnitPrice: 100}, {SKU: "B", Name: "b", Quantity: 2, UnitPrice: 100}}}
+	first := diff(api.Order{}, a, true)
+	for _, c := range first {
+		if c.Before != "" {
+			t.Errorf("the first event shows a value before it for %s: %q", c.Field, c.Before)
+		}
+	}
+	if len(first) == 0 {
+		t.Fatal("the first event changed nothing")
+	}
+	b := a
+	b.Version, b.Total = 2, 100
+	b.Items = []events.LineItem{{SKU: "A", Name: "a", Quantity: 1, UnitPrice: 100}}
+	got := diff(a, b, false)
+	want := []change{
+		{Field: "items[B].name", Before: `"b"`}, {Field: "items[B].quantity", Before: "2"}, {Field: "items[B].sku", Before: `"B"`},
+		{Field: "items[B].unit_price", Before: "100"}, {Field: "total", Before: "300", After: "100"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("removing line B: diff = %v, want %v", got, want)
 	}
 }
