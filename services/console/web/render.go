@@ -52,8 +52,8 @@ var funcs = template.FuncMap{
 		}
 		return id[:13] + "…"
 	},
-	"add":   func(a, b int) int { return a + b },
-	"dur":   func(d time.Duration) string { return d.Round(time.Millisecond).String() },
+	"add": func(a, b int) int { return a + b },
+	"dur": func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 	"pct": func(done, total int64) int64 {
 		if total <= 0 {
 			return 0
