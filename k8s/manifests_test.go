@@ -48,10 +48,18 @@ var overlays = []overlay{
 // examples are kustomizations applied by hand; they obey the same container rules.
 var examples = []string{"examples/rebuild-search"}
 
-// services are the five programs that run all the time, with their ports (docs/configuration.md).
+// services are the programs that run all the time, with their ports (docs/configuration.md).
 var services = map[string]int32{
 	"command": 8080, "query": 8081, "outbox-relay": 8082, "projector-orders": 8083, "projector-search": 8084,
+	"console": 8085,
 }
+
+// public are the services the ingress controller may reach; verifiers are those that verify bearer
+// tokens against the identity provider's keys (every one but the relay, which serves no request).
+var (
+	public    = []string{"command", "query", "console"}
+	verifiers = []string{"command", "query", "projector-orders", "projector-search", "console"}
+)
 
 // object is one rendered resource, decoded into its Go type.
 type object struct {
@@ -365,7 +373,7 @@ func TestServices(t *testing.T) {
 					continue
 				}
 				if !ok {
-					t.Errorf("%s %s is not one of the five services", w.kind, w.name)
+					t.Errorf("%s %s is not one of the services", w.kind, w.name)
 					continue
 				}
 				seen[w.name] = true
@@ -501,9 +509,10 @@ func TestSecretsAreReferencedNotWritten(t *testing.T) {
 					}
 				}
 				if e := envVar(c, "DATABASE_URL"); e != nil {
-					// Each service logs in as its own role; only the migration and ordersctl as the owner.
+					// Each service logs in as its own role; only the migration, ordersctl and the console
+					// (an operator tool that rebuilds read models) as the owner.
 					want := "orders-pg-app"
-					if w.kind != "Job" {
+					if w.kind != "Job" && w.name != "console" {
 						want = serviceDBSecret[w.name]
 					}
 					ref := secretRef(e)
@@ -678,16 +687,26 @@ func TestNetworkPolicies(t *testing.T) {
 			if !dns {
 				t.Error("no NetworkPolicy lets every pod reach DNS")
 			}
-			// Each service must be reachable by Prometheus on its port, and command and query by the
-			// ingress controller.
+			// Each service must be reachable by Prometheus on its port, the public ones by the ingress
+			// controller, and those that verify tokens must reach the identity provider (HTTPS).
 			for name, port := range services {
 				w := findWorkload(t, objs, name)
 				if !ingressAllowed(objs, w.labels, port, "monitoring") {
 					t.Errorf("%s: no NetworkPolicy admits Prometheus (namespace monitoring) on %d", name, port)
 				}
-				public := name == "command" || name == "query"
-				if got := ingressAllowed(objs, w.labels, port, "ingress-nginx"); got != public {
-					t.Errorf("%s: ingress from the ingress controller allowed = %v, want %v", name, got, public)
+				want := slices.Contains(public, name)
+				if got := ingressAllowed(objs, w.labels, port, "ingress-nginx"); got != want {
+					t.Errorf("%s: ingress from the ingress controller allowed = %v, want %v", name, got, want)
+				}
+				if slices.Contains(verifiers, name) && !egressAllowed(objs, w.labels, 443) {
+					t.Errorf("%s: verifies tokens but no NetworkPolicy lets it reach the identity provider on 443", name)
+				}
+			}
+			// The console reads every store and calls the projectors' operator endpoints.
+			console := findWorkload(t, objs, "console")
+			for _, peer := range []string{"orders-pg", "orders-kafka", "orders-search", "projector-orders", "projector-search"} {
+				if !egressToPeer(objs, console.labels, peer) {
+					t.Errorf("console: no NetworkPolicy lets it reach %s", peer)
 				}
 			}
 		})
@@ -720,6 +739,55 @@ func ingressAllowed(objs []object, podLabels map[string]string, port int32, ns s
 			}
 			for _, peer := range rule.From {
 				if portOK && peer.NamespaceSelector != nil && peer.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] == ns {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// egressAllowed says whether some NetworkPolicy selecting pods with podLabels lets them send to TCP port
+// anywhere (a rule without peers).
+func egressAllowed(objs []object, podLabels map[string]string, port int) bool {
+	for _, np := range all[*networkingv1.NetworkPolicy](objs) {
+		sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+		if err != nil || !sel.Matches(labels.Set(podLabels)) {
+			continue
+		}
+		for _, rule := range np.Spec.Egress {
+			for _, p := range rule.Ports {
+				if len(rule.To) == 0 && p.Port != nil && p.Port.IntValue() == port {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// egressToPeer says whether some NetworkPolicy lets pods with podLabels send to the pods named peer: our
+// workloads by app.kubernetes.io/name, the dependencies by their operators' cluster labels.
+func egressToPeer(objs []object, podLabels map[string]string, peer string) bool {
+	peerLabels := map[string]labels.Set{
+		"orders-pg":     {"cnpg.io/cluster": "orders-pg"},
+		"orders-kafka":  {"strimzi.io/cluster": "orders-kafka", "strimzi.io/broker-role": "true"},
+		"orders-search": {"opensearch.org/opensearch-cluster": "orders-search"},
+	}[peer]
+	if peerLabels == nil {
+		peerLabels = labels.Set{"app.kubernetes.io/name": peer, "app.kubernetes.io/part-of": "orders"}
+	}
+	for _, np := range all[*networkingv1.NetworkPolicy](objs) {
+		sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+		if err != nil || !sel.Matches(labels.Set(podLabels)) {
+			continue
+		}
+		for _, rule := range np.Spec.Egress {
+			for _, to := range rule.To {
+				if to.PodSelector == nil || to.NamespaceSelector != nil {
+					continue
+				}
+				if ps, err := metav1.LabelSelectorAsSelector(to.PodSelector); err == nil && ps.Matches(peerLabels) {
 					return true
 				}
 			}

@@ -6,12 +6,13 @@
 # start first migrates the database as its owner (bin/ordersctl migrate; log .local/services/migrate.log).
 # Each service gets the stack's configuration (KAFKA_BROKERS, OPENSEARCH_URL), its own HTTP_ADDR, and a
 # DATABASE_URL that logs in as its own role (command: orders_command, outbox-relay: orders_relay,
-# projector-orders: orders_projector, query: orders_query; deploy/local/stack.sh db-url), and runs with
+# projector-orders: orders_projector, query: orders_query; deploy/local/stack.sh db-url; the console, an
+# operator tool like ordersctl, logs in as the owner), and runs with
 # AUTH_MODE=dev: the services trust the development signing key under .local/auth (made on first use),
 # and `bin/ordersctl token` signs tokens with it. Logs go to .local/services/<name>.log. A service whose
 # binary does not exist yet is listed as "not built". Ports (environment, defaults in brackets):
 # COMMAND_PORT [8080], QUERY_PORT [8081], RELAY_PORT [8082], PROJECTOR_ORDERS_PORT [8083],
-# PROJECTOR_SEARCH_PORT [8084]. Consumer groups: PROJECTOR_ORDERS_GROUP [projector-orders],
+# PROJECTOR_SEARCH_PORT [8084], CONSOLE_PORT [8085]. Consumer groups: PROJECTOR_ORDERS_GROUP [projector-orders],
 # PROJECTOR_SEARCH_GROUP [projector-search].
 set -euo pipefail
 
@@ -29,6 +30,7 @@ SERVICES=(
   "projector-orders:${PROJECTOR_ORDERS_PORT:-8083}"
   "projector-search:${PROJECTOR_SEARCH_PORT:-8084}"
   "query:${QUERY_PORT:-8081}"
+  "console:${CONSOLE_PORT:-8085}"
 )
 
 say() { printf '%s\n' "$*" >&2; }
@@ -61,6 +63,13 @@ start_one() {
   case $name in
     projector-orders) extra+=("PROJECTOR_GROUP=${PROJECTOR_ORDERS_GROUP:-projector-orders}") ;;
     projector-search) extra+=("PROJECTOR_GROUP=${PROJECTOR_SEARCH_GROUP:-projector-search}") ;;
+    console)
+      # Its session cookies are sealed with a key of the local stack's own, kept across restarts.
+      local key=$LOCAL/console/session.key
+      if [ ! -s "$key" ]; then mkdir -p "$LOCAL/console"; (umask 077; head -c 32 /dev/urandom >"$key"); fi
+      extra+=("CONSOLE_SESSION_KEY_FILE=$key"
+        "PROJECTOR_ORDERS_URL=http://127.0.0.1:${PROJECTOR_ORDERS_PORT:-8083}" "PROJECTOR_SEARCH_URL=http://127.0.0.1:${PROJECTOR_SEARCH_PORT:-8084}"
+        "PROJECTOR_ORDERS_GROUP=${PROJECTOR_ORDERS_GROUP:-projector-orders}" "PROJECTOR_SEARCH_GROUP=${PROJECTOR_SEARCH_GROUP:-projector-search}") ;;
   esac
   env HTTP_ADDR="127.0.0.1:$port" "${extra[@]}" nohup "$BIN/$name" >>"$log" 2>&1 </dev/null &
   echo $! >"$(pidfile "$name")"
@@ -109,5 +118,5 @@ case "${1:-}" in
   logs) for s in "${SERVICES[@]}"; do n=${s%%:*}; [ -f "$DIR/$n.log" ] || continue; echo "==> $n: $DIR/$n.log"; tail -n "${LINES_PER_LOG:-30}" "$DIR/$n.log"; done ;;
   endpoints)
     for s in "${SERVICES[@]}"; do n=${s%%:*}; running "$n" && echo "# $n: http://127.0.0.1:${s##*:}"; done; true ;;
-  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -124,6 +124,9 @@ install_packages() {
   command -v mvn >/dev/null || missing+=(maven)
   command -v unzip >/dev/null || missing+=(unzip)
   command -v ss >/dev/null || missing+=(iproute2)
+  # The console's browser tests drive headless Chromium (make test); a font to render its pages.
+  command -v chromium >/dev/null || missing+=(chromium)
+  [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
   [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
   if is_root && ! id "$STACK_USER" >/dev/null 2>&1; then
     useradd --system --no-create-home --shell /usr/sbin/nologin "$STACK_USER"

@@ -123,3 +123,20 @@ func (t *parkingTable) Delete(ctx context.Context, order string, ids []string) e
 		order, topics, parts, offs)
 	return err
 }
+
+// ListParked returns up to limit parked records of the live generation (the view
+// orders_read.parked_events), oldest first, for an operator's overview.
+func ListParked(ctx context.Context, q Querier, limit int) ([]projection.ParkedEvent, error) {
+	rows, err := q.Query(ctx, `SELECT order_id, topic, partition, "offset", error, value, parked_at
+		FROM orders_read.parked_events ORDER BY parked_at, topic, partition, "offset" LIMIT $1`, limit)
+	if err != nil {
+		return nil, readErr("list parked events", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (projection.ParkedEvent, error) {
+		var e projection.ParkedEvent
+		var v []byte
+		err := r.Scan(&e.OrderID, &e.Topic, &e.Partition, &e.Offset, &e.Error, &v, &e.ParkedAt)
+		e.Value = string(v)
+		return e, err
+	})
+}

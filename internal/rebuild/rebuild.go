@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -177,7 +178,15 @@ func Rebuild(ctx context.Context, c Clients, o Options, p Progress) (Result, err
 		p.Message(Info, fmt.Sprintf("topic %s starts at offset 0 on every partition", o.Topic))
 	}
 
-	// 2. A new generation beside the live one, or the live one emptied.
+	// 2. One rebuild of a read model at a time (ordersctl and the console may both start one): a
+	// second would drop the first one's building generation.
+	if running, err := runningRebuild(ctx, adm, o.LiveGroup); err != nil {
+		return res, err
+	} else if running != "" {
+		return res, fmt.Errorf("%w: its consumer group %s has members; wait for it to finish (ordersctl projector status)", ErrRebuildRunning, running)
+	}
+
+	// 3. A new generation beside the live one, or the live one emptied.
 	p.Phase(PhasePrepare, 0)
 	group := o.LiveGroup
 	var gen generation
@@ -197,7 +206,7 @@ func Rebuild(ctx context.Context, c Clients, o Options, p Progress) (Result, err
 	res.Generation, res.Previous, res.Group = gen.name(), gen.previous(), group
 	p.Message(Info, fmt.Sprintf("rebuilding %s into %s (consumer group %s)", o.Target, gen.name(), group))
 
-	// 3. Fill it, and switch reads once it has caught up.
+	// 4. Fill it, and switch reads once it has caught up.
 	r := &runner{adm: adm, brokers: c.Brokers, topic: o.Topic, group: group, inPlace: o.InPlace, catchUp: o.CatchUpLag, gen: gen, p: p}
 	if o.Backfill {
 		r.source = eventstore.New(c.Pool)
@@ -223,7 +232,7 @@ func Rebuild(ctx context.Context, c Clients, o Options, p Progress) (Result, err
 		return res, nil
 	}
 
-	// 4. Drop the rebuild's group and the old generation.
+	// 5. Drop the rebuild's group and the old generation.
 	p.Phase(PhaseRetire, 0)
 	if _, err := adm.DeleteGroups(ctx, group); err != nil {
 		p.Message(Warning, fmt.Sprintf("delete the rebuild's consumer group %s: %v", group, err))
@@ -236,6 +245,37 @@ func Rebuild(ctx context.Context, c Clients, o Options, p Progress) (Result, err
 }
 
 var errInterrupted = errors.New("interrupted")
+
+// ErrRebuildRunning: another rebuild of the same read model is running.
+var ErrRebuildRunning = errors.New("another rebuild of this read model is running")
+
+// runningRebuild returns the consumer group of a rebuild of liveGroup's read model that has members
+// (a rebuild reads the topic in the group <liveGroup>-rebuild-<generation>), or "".
+func runningRebuild(ctx context.Context, adm *kadm.Client, liveGroup string) (string, error) {
+	listed, err := adm.ListGroups(ctx)
+	if err != nil {
+		return "", fmt.Errorf("list consumer groups: %w", err)
+	}
+	var candidates []string
+	for _, g := range listed.Groups() {
+		if strings.HasPrefix(g, liveGroup+"-rebuild-") {
+			candidates = append(candidates, g)
+		}
+	}
+	if len(candidates) == 0 {
+		return "", nil
+	}
+	described, err := adm.DescribeGroups(ctx, candidates...)
+	if err != nil {
+		return "", fmt.Errorf("describe consumer groups: %w", err)
+	}
+	for _, g := range described.Sorted() {
+		if len(g.Members) > 0 {
+			return g.Group, nil
+		}
+	}
+	return "", nil
+}
 
 // runner fills a generation from the topic.
 type runner struct {

@@ -276,3 +276,37 @@ func TestOptionsCheck(t *testing.T) {
 		t.Errorf("search with backfill and no clients: %v", err)
 	}
 }
+
+func TestRunningRebuildIsFound(t *testing.T) {
+	brokers, adm := cluster(t, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if g, err := runningRebuild(ctx, adm, "projector-search"); err != nil || g != "" {
+		t.Fatalf("runningRebuild with no rebuild = %q, %v; want none", g, err)
+	}
+	// A rebuild's consumer is a member of projector-search-rebuild-<gen> while it runs.
+	member, err := kgo.NewClient(projection.ConsumerOptions(brokers, topic, "projector-search-rebuild-orders-v2")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		member.PollRecords(pctx, 1) // joins the group
+		pcancel()
+		member.AllowRebalance() // the options block rebalances between a poll and its commit
+		g, err := runningRebuild(ctx, adm, "projector-search")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g == "projector-search-rebuild-orders-v2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("runningRebuild = %q while a rebuild's consumer is in its group, want that group", g)
+		}
+	}
+	if g, _ := runningRebuild(ctx, adm, "projector-orders"); g != "" {
+		t.Errorf("runningRebuild for the other read model = %q, want none", g)
+	}
+}

@@ -127,3 +127,35 @@ func (p *parkingIndex) Delete(ctx context.Context, _ string, ids []string) error
 	}
 	return nil
 }
+
+// ListParked returns up to limit parked records of the parked-events index, oldest first, for an
+// operator's overview (none when the index does not exist yet).
+func ListParked(ctx context.Context, client *opensearch.Client, index string, limit int) ([]projection.ParkedEvent, error) {
+	q, _ := json.Marshal(map[string]any{
+		"size": limit,
+		"sort": []any{map[string]any{"parked_at": "asc"}, map[string]any{"partition": "asc"}, map[string]any{"offset": "asc"}},
+	})
+	res, err := opensearchapi.SearchRequest{Index: []string{index}, Body: bytes.NewReader(q)}.Do(ctx, client)
+	raw, err := check("search "+index, res, err, http.StatusNotFound)
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode == http.StatusNotFound {
+		return nil, nil
+	}
+	var sr struct {
+		Hits struct {
+			Hits []struct {
+				Source projection.ParkedEvent `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	if err := json.Unmarshal(raw, &sr); err != nil {
+		return nil, err
+	}
+	out := make([]projection.ParkedEvent, 0, len(sr.Hits.Hits))
+	for _, h := range sr.Hits.Hits {
+		out = append(out, h.Source)
+	}
+	return out, nil
+}
