@@ -1,6 +1,6 @@
 //go:build integration
 
-package web_test
+package e2e_test
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -39,8 +38,6 @@ import (
 	commandapi "github.com/orders-oss/orders/services/command/httpapi"
 	"github.com/orders-oss/orders/services/console/web"
 )
-
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // stack is the whole pipeline in this process, on the test's own database, topic and index, behind
 // the development sign-in: the command API, the relay, both projectors with their operator endpoints,
