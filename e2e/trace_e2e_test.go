@@ -172,7 +172,7 @@ func only(t *testing.T, byName map[string][]sdktrace.ReadOnlySpan, name string) 
 func attr(s sdktrace.ReadOnlySpan, key string) string {
 	for _, kv := range s.Attributes() {
 		if string(kv.Key) == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""

@@ -850,7 +850,6 @@ var alertedMetrics = []string{
 	"projector_parked_orders", "projector_freshness_seconds_bucket", "http_requests_total",
 }
 
-
 func TestAlerts(t *testing.T) {
 	anchors := markdownAnchors(t, "../docs/operations.md")
 	registered := registeredMetrics(t)
