@@ -50,7 +50,6 @@ type stack struct {
 	token    string // an admin's bearer token for the command API
 	brokers  []string
 	topic    string
-	orderIDs []string
 }
 
 func newStack(t *testing.T) *stack {
