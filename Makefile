@@ -37,9 +37,15 @@ logs: ## the tail of every server's and service's log (log files live under .loc
 env: ## the configuration as export lines, for eval
 	@$(STACK) env
 
+# The build's identity (orders_build_info, `ordersctl version`), stamped at link time: Go's own VCS
+# stamping is off on machines with GOFLAGS=-buildvcs=false.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X github.com/orders-oss/orders/internal/buildinfo.Version=$(VERSION) -X github.com/orders-oss/orders/internal/buildinfo.Commit=$(COMMIT)
+
 build: ## build every service and ordersctl into bin/
 	@mkdir -p bin
-	$(GO) build -o bin/ $(addprefix ./,$(dir $(wildcard services/*/main.go cmd/*/main.go)))
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./,$(dir $(wildcard services/*/main.go cmd/*/main.go)))
 
 lint: ## gofmt, go vet, staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
