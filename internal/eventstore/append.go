@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -67,6 +68,15 @@ var appendSQL = [2][2]string{
 // took one of those versions first it returns ErrVersionConflict; when the idempotency key is used it
 // returns ErrIdempotencyKeyExists; nothing at all is written then.
 func (s *Store) Append(ctx context.Context, req AppendRequest) ([]events.Envelope, error) {
+	return appendOn(ctx, s.pool, req)
+}
+
+// querier is what an append runs on: the pool (a transaction of its own) or a caller's pgx.Tx.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func appendOn(ctx context.Context, q querier, req AppendRequest) ([]events.Envelope, error) {
 	id, err := checkRequest(req)
 	if err != nil {
 		return nil, fmt.Errorf("append to %s: %w", req.StreamID, err)
@@ -110,7 +120,7 @@ func (s *Store) Append(ctx context.Context, req AppendRequest) ([]events.Envelop
 		args = append(args, r.Key, r.RequestHash, int32(r.Status), []byte(r.Response))
 	}
 
-	rows, err := s.pool.Query(ctx, appendSQL[many][withKey], args...)
+	rows, err := q.Query(ctx, appendSQL[many][withKey], args...)
 	if err != nil {
 		return nil, appendError(id, req.ExpectedVersion, err)
 	}
