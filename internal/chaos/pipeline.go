@@ -41,7 +41,7 @@ type endsAt struct {
 
 // Sample is one look at the pipeline.
 type Sample struct {
-	At      time.Time
+	At      time.Time // when the look was complete
 	Backlog int64                      // outbox rows (committed, not yet published)
 	Stale   int64                      // outbox rows older than Slack
 	Ends    map[int32]int64            // end offset per partition
@@ -119,12 +119,13 @@ func (p *Pipeline) Sample(ctx context.Context) Sample {
 		s.Err = fmt.Errorf("end offsets: %w", err)
 		return s
 	}
+	listed := time.Now()
 	ends.Each(func(o kadm.ListedOffset) { s.Ends[o.Partition] = o.Offset })
 	if len(s.Ends) == 0 {
 		s.Err = fmt.Errorf("topic %s has no partitions", p.Topic)
 		return s
 	}
-	old := p.remember(s.At, s.Ends)
+	old := p.remember(listed, s.Ends)
 	if old != nil {
 		s.LagSlack = map[string]int64{}
 	}
@@ -160,6 +161,7 @@ func (p *Pipeline) Sample(ctx context.Context) Sample {
 			}
 		}
 	}
+	s.At = time.Now() // what was read holds from the end of the look on
 	return s
 }
 
