@@ -41,7 +41,7 @@ type endsAt struct {
 
 // Sample is one look at the pipeline.
 type Sample struct {
-	At      time.Time // when the look was complete
+	At      time.Time                  // when the look was complete
 	Backlog int64                      // outbox rows (committed, not yet published)
 	Stale   int64                      // outbox rows older than Slack
 	Ends    map[int32]int64            // end offset per partition
