@@ -147,6 +147,14 @@ func TestRememberReturnsTheLookASlackAgo(t *testing.T) {
 	if len(p.ends) != 3 {
 		t.Errorf("kept %d looks, want 3 (older ones are dropped)", len(p.ends))
 	}
+	// After a pause in the sampling, the newest old-enough look is too old to judge by: a group that
+	// stalled since then must not pass for live.
+	if old := p.remember(t0.Add(3*time.Second), map[int32]int64{0: 9}); old != nil {
+		t.Errorf("after 2.6 s without a look: old = %v, want nil", old)
+	}
+	if old := p.remember(t0.Add(3300*time.Millisecond), map[int32]int64{0: 10}); old[0] != 9 {
+		t.Errorf("at 3.3 s: old = %v, want the look at 3 s (9)", old)
+	}
 }
 
 func TestIsProgram(t *testing.T) {

@@ -165,21 +165,25 @@ func (p *Pipeline) Sample(ctx context.Context) Sample {
 	return s
 }
 
-// remember keeps the end offsets seen at t and returns the latest ones seen at least Slack before t
-// (nil when there are none yet).
+// remember keeps the end offsets seen at t and returns the latest ones seen at least Slack before t,
+// if they were seen at most 2×Slack before t (nil otherwise: a look much older than that would let a
+// stalled group that had committed up to then pass for live).
 func (p *Pipeline) remember(t time.Time, ends map[int32]int64) map[int32]int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.ends = append(p.ends, endsAt{t, ends})
-	var old map[int32]int64
+	var old *endsAt
 	keep := 0
 	for i, e := range p.ends {
 		if !e.at.After(t.Add(-p.Slack)) {
-			old, keep = e.ends, i // the newest look that is old enough; older ones are no longer needed
+			old, keep = &p.ends[i], i // the newest look that is old enough; older ones are no longer needed
 		}
 	}
 	p.ends = p.ends[keep:]
-	return old
+	if old == nil || old.at.Before(t.Add(-2*p.Slack)) {
+		return nil
+	}
+	return old.ends
 }
 
 // Recovery samples every interval from now until the pipeline is Live and returns the time from

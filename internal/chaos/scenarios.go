@@ -85,7 +85,7 @@ func Full() []Scenario {
 			Steps: []Step{{Fault: "late-committing transaction", Count: 3, Hold: pauseHold, New: lateCommit}}},
 		{Name: "poison record", Promise: "an undecodable record parks its order in both projectors; every other order keeps flowing",
 			Steps: []Step{{Fault: "poison record", Count: 2, Hold: time.Second, New: poison}}},
-		{Name: "projector crash, dynamic membership", Comparison: true,
+		{Name: "projector crash (dynamic membership)", Comparison: true,
 			Promise:  "for comparison: the same kill -9 with PROJECTOR_INSTANCE_ID=none (dynamic membership, as before issue 11)",
 			Setup:    func(ctx context.Context, e *Env) error { return restartProjectors(ctx, e, Dynamic) },
 			Teardown: func(ctx context.Context, e *Env) error { return restartProjectors(ctx, e, nil) },
