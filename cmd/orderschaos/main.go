@@ -145,6 +145,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Clients: *clients, Rate: *rate, Gap: time.Second, RecoveryTimeout: 2 * time.Minute, SettleTimeout: 2 * time.Minute, Progress: stdout}
 
 	start := time.Now()
+	if err := runner.Baseline(ctx); err != nil {
+		return fmt.Errorf("read the events topic: %w", err)
+	}
 	fmt.Fprintf(stdout, "orderschaos: %s suite, %d scenarios, run %s, stack %s, command API %s\n", *suite, len(scenarios), rec.Run, st.Local, st.URL(chaos.CommandAPI))
 	var results []chaos.Result
 	var abort error

@@ -231,6 +231,25 @@ func wrongEffect(c Command, ev events.Envelope) string {
 	return ""
 }
 
+// CountTopic counts a topic's records, distinct events, redeliveries and poison records.
+func CountTopic(topic []TopicRecord) TopicStats {
+	st := TopicStats{Records: len(topic)}
+	seen := map[string]bool{}
+	for _, r := range topic {
+		switch {
+		case r.Poison:
+			st.Poison++
+		case r.EventID == "":
+		case seen[r.EventID]:
+			st.Redelivered++
+		default:
+			seen[r.EventID] = true
+		}
+	}
+	st.Events = len(seen)
+	return st
+}
+
 func checkTopic(store []events.Envelope, topic []TopicRecord, f *findings) TopicStats {
 	st := TopicStats{Records: len(topic)}
 	recs := slices.Clone(topic)

@@ -291,6 +291,16 @@ func TestCheckAcceptsRedeliveryAndPoison(t *testing.T) {
 	}
 }
 
+func TestCountTopic(t *testing.T) {
+	w := healthy()
+	w.publish(w.store[0])
+	w.publish(w.store[0])
+	w.topic = append(w.topic, DecodeRecord(0, 50, []byte("o"), []byte(PoisonValue("r", "o"))), DecodeRecord(0, 51, []byte("o"), []byte("junk")))
+	if got, want := CountTopic(w.topic), (TopicStats{Records: 13, Events: 9, Redelivered: 2, Poison: 1}); got != want {
+		t.Errorf("CountTopic = %+v, want %+v", got, want)
+	}
+}
+
 func TestDecodeRecord(t *testing.T) {
 	env := events.Envelope{EventID: uuid.Must(uuid.NewV7()), OrderID: "o-1", Version: 3, Type: events.TypeOrderShipped,
 		SchemaVersion: 1, Data: json.RawMessage(`{}`), OccurredAt: time.Now()}

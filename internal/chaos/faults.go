@@ -28,7 +28,13 @@ type Fault interface {
 // Observer is a fault that measures something while it lasts (a standby's takeover).
 type Observer interface {
 	// Observe runs from the injection for hold and returns what it measured.
-	Observe(ctx context.Context, injected time.Time, hold time.Duration) (time.Duration, error)
+	Observe(ctx context.Context, injected time.Time, hold time.Duration) (Takeover, error)
+}
+
+// Takeover is how long the other relay took, from the pause of the leader: to hold the lease (its
+// relay_leader gauge), and until the pipeline was live again.
+type Takeover struct {
+	Lease, Live time.Duration
 }
 
 // Env is what the faults act on and what they leave for the checker.
@@ -128,20 +134,31 @@ func (f *PauseLeader) Inject(ctx context.Context) error {
 	}
 }
 
-// Observe measures the takeover: from the pause until the other relay leads and the pipeline is live.
-func (f *PauseLeader) Observe(ctx context.Context, injected time.Time, hold time.Duration) (time.Duration, error) {
+// Observe measures the takeover: from the pause until the other relay holds the lease, and until
+// the pipeline is live again.
+func (f *PauseLeader) Observe(ctx context.Context, injected time.Time, hold time.Duration) (Takeover, error) {
 	end := injected.Add(hold)
-	var took time.Duration
-	var err error = errors.New("the other relay did not take over while the leader was paused")
+	var t Takeover
 	for time.Now().Before(end) {
-		if v, _ := gauge(ctx, f.other, "relay_leader"); v == 1 && took == 0 {
+		if t.Lease == 0 {
+			if v, _ := gauge(ctx, f.other, "relay_leader"); v == 1 {
+				t.Lease = time.Since(injected)
+			}
+		}
+		if t.Lease != 0 && t.Live == 0 {
 			if s := f.Env.Pipeline.Sample(ctx); s.Live() {
-				took, err = s.At.Sub(injected), nil
+				t.Live = s.At.Sub(injected)
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return took, err
+	switch {
+	case t.Lease == 0:
+		return t, fmt.Errorf("the other relay did not take the lease in the %s the leader was paused", hold)
+	case t.Live == 0:
+		return t, fmt.Errorf("the other relay took the lease after %s, but the pipeline was not live before the leader resumed", t.Lease.Round(time.Millisecond))
+	}
+	return t, nil
 }
 
 func (f *PauseLeader) Heal(context.Context) error {

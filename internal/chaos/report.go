@@ -167,20 +167,29 @@ func WriteReport(w io.Writer, info RunInfo, results []Result) error {
 			for _, d := range m[s.Fault] {
 				ds = append(ds, fmt.Sprintf("%.2f", d.Seconds()))
 			}
-			what := "recovery after each heal"
 			if s.Takeover {
-				what = "takeover after each pause"
+				var lease []string
+				for _, f := range r.Faults {
+					if f.Fault == s.Fault && f.Err == "" {
+						lease = append(lease, fmt.Sprintf("%.2f", f.Lease.Seconds()))
+					}
+				}
+				p("- %s ×%d, each for %s: the other relay held the lease after (s): %s; the pipeline was live after (s): %s\n",
+					s.Fault, s.Count, s.Hold, strings.Join(lease, ", "), strings.Join(ds, ", "))
+				continue
 			}
-			p("- %s ×%d, each for %s: %s (s): %s\n", s.Fault, s.Count, s.Hold, what, strings.Join(ds, ", "))
+			p("- %s ×%d, each for %s: recovery after each heal (s): %s\n", s.Fault, s.Count, s.Hold, strings.Join(ds, ", "))
 		}
 		for _, f := range r.Faults {
 			if f.Err != "" {
 				p("- %s at %s: %s\n", f.Fault, f.Injected.Format("15:04:05"), f.Err)
 			}
 		}
-		t := v.Topic
-		p("- after it: %d events in the store; topic %d records, %d events, %d redelivered (at least once), %d poison, %d missing, %d orders out of order\n",
-			v.StoreEvents, t.Records, t.Events, t.Redelivered, t.Poison, t.Missing, t.OutOfOrder)
+		t, b := v.Topic, r.TopicBefore
+		p("- the topic gained %d records: %d events, %d sent again (at least once: a relay that died or was fenced between the acks and its commit), %d poison\n",
+			t.Records-b.Records, t.Events-b.Events, t.Redelivered-b.Redelivered, t.Poison-b.Poison)
+		p("- checked after it: %d events in the store, %d records in the topic; %d events missing from it, %d orders out of order\n",
+			v.StoreEvents, t.Records, t.Missing, t.OutOfOrder)
 		if len(v.Findings) == 0 {
 			p("- findings: none\n\n")
 			continue

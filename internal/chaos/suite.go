@@ -43,8 +43,10 @@ type FaultResult struct {
 	Healed   time.Time
 	// Recovery is the time from the heal until the pipeline was live again.
 	Recovery time.Duration
-	// Takeover, for a Takeover step, is the time from the fault until the pipeline was live again.
+	// Takeover, for a Takeover step, is the time from the fault until the pipeline was live again;
+	// Lease until the other relay held the lease.
 	Takeover time.Duration
+	Lease    time.Duration
 	Err      string
 }
 
@@ -56,6 +58,8 @@ type Result struct {
 	Faults   []FaultResult
 	Canaries int
 	Verdict  Verdict
+	// TopicBefore is the topic as the scenario found it (to tell what it added).
+	TopicBefore TopicStats
 }
 
 // OK reports whether every promise of the scenario held.
@@ -73,6 +77,20 @@ type Runner struct {
 	// to catch up after the scenario.
 	RecoveryTimeout, SettleTimeout time.Duration
 	Progress                       io.Writer
+
+	topic *TopicStats // as the last scenario left it
+}
+
+// Baseline reads the topic as the suite finds it, so that the first scenario's report says what it
+// added.
+func (r *Runner) Baseline(ctx context.Context) error {
+	recs, err := ReadTopic(ctx, r.Env.Stack.Brokers, r.Env.Stack.Topic)
+	if err != nil {
+		return err
+	}
+	st := CountTopic(recs)
+	r.topic = &st
+	return nil
 }
 
 func (r *Runner) say(format string, args ...any) {
@@ -107,7 +125,7 @@ func (r *Runner) Run(ctx context.Context, sc Scenario) (Result, error) {
 			}
 			fr := r.fault(ctx, e, w, step)
 			r.say("%s (%d/%d): recovery %s%s%s", step.Fault, i+1, step.Count, fr.Recovery.Round(time.Millisecond),
-				map[bool]string{true: fmt.Sprintf(", takeover %s", fr.Takeover.Round(time.Millisecond))}[step.Takeover],
+				map[bool]string{true: fmt.Sprintf(", lease taken over after %s, live after %s", fr.Lease.Round(time.Millisecond), fr.Takeover.Round(time.Millisecond))}[step.Takeover],
 				map[bool]string{true: ", " + fr.Err}[fr.Err != ""])
 			res.Faults = append(res.Faults, fr)
 			if fr.Err != "" {
@@ -145,6 +163,10 @@ func (r *Runner) Run(ctx context.Context, sc Scenario) (Result, error) {
 		extra.add(PromiseSettled, "gather evidence: %v", err)
 	}
 	res.Verdict = Check(ev)
+	if r.topic != nil {
+		res.TopicBefore = *r.topic
+	}
+	r.topic = &res.Verdict.Topic
 	res.Verdict.Findings = append(res.Verdict.Findings, extra.done()...)
 	res.Duration = time.Since(res.Start)
 	r.say("scenario %q: %d findings, %s", sc.Name, len(res.Verdict.Findings), res.Duration.Round(time.Second))
@@ -165,7 +187,7 @@ func (r *Runner) fault(ctx context.Context, e *Env, w *Workload, step Step) Faul
 	}
 	if o, ok := f.(Observer); ok && step.Takeover {
 		took, err := o.Observe(ctx, fr.Injected, step.Hold)
-		fr.Takeover = took
+		fr.Takeover, fr.Lease = took.Live, took.Lease
 		if err != nil {
 			fr.Err = err.Error()
 		}
