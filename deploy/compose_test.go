@@ -197,7 +197,11 @@ func documentedRequired(t *testing.T) map[string][]string {
 		}
 		section := ""
 		for _, line := range strings.Split(string(src), "\n") {
-			if h, ok := strings.CutPrefix(line, "## "); ok {
+			h, ok := strings.CutPrefix(line, "## ")
+			if !ok {
+				h, ok = strings.CutPrefix(line, "### ") // a service's own section under a shared one (the projectors)
+			}
+			if ok {
 				section = strings.TrimSpace(h)
 				if r, ok := rename[section]; ok {
 					section = r

@@ -4,11 +4,14 @@
 //	ordersbench write [-duration 8s] [-rounds 3] [-out BENCHMARKS.md]
 //	ordersbench relay [-events 100000] [-load 15s] [-rounds 3] [-out BENCHMARKS.md]
 //	ordersbench search [-events 100000] [-rounds 3] [-load 15s] [-out BENCHMARKS.md]
+//	ordersbench history [-events 10000] [-every 100] [-travel 9950] [-duration 3s] [-commands 300] [-rounds 3] [-out BENCHMARKS.md]
 //
 // write: POST /orders through the command API (in-process server, real Postgres) at 8 and 32 clients,
 // beside raw pgx doing the same two-insert transaction (event + outbox row) in one round trip.
 // relay: the outbox relay draining a backlog, beside a raw franz-go produce of the same records and the
 // database-only claim rate; then the backlog and commit-to-ack latency under sustained command load.
+// history: the latency of GET /orders/{id}, of time travel and of a command on a 10,000-event order, with
+// snapshots and without, beside the same on a 1-event order.
 package main
 
 import (
@@ -35,7 +38,7 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: ordersbench write|relay|search|orders|rebuild [flags]")
+		return fmt.Errorf("usage: ordersbench write|relay|search|orders|rebuild|history [flags]")
 	}
 	// ORDERSBENCH_CPUPROFILE=file writes a CPU profile of the whole run (go tool pprof).
 	if path := getenv("ORDERSBENCH_CPUPROFILE"); path != "" {
@@ -81,6 +84,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return fmt.Errorf("DATABASE_URL and KAFKA_BROKERS are required (eval \"$(make -s env)\")")
 		}
 		return benchRelay(ctx, cfg, stdout)
+	case "history":
+		fs := flag.NewFlagSet("history", flag.ContinueOnError)
+		cfg := historyConfig{}
+		fs.IntVar(&cfg.Events, "events", 10_000, "events of the long orders (each then gets every-1 more)")
+		fs.IntVar(&cfg.Every, "every", 100, "SNAPSHOT_EVERY of the service with snapshots")
+		fs.Int64Var(&cfg.Travel, "travel", 9_950, "the version time travel asks for")
+		fs.DurationVar(&cfg.Duration, "duration", 3*time.Second, "the longest one measurement lasts")
+		fs.IntVar(&cfg.Commands, "commands", 300, "the most commands one measurement runs")
+		fs.IntVar(&cfg.Rounds, "rounds", 3, "measurements per figure")
+		fs.StringVar(&cfg.Out, "out", "BENCHMARKS.md", "file to write the figures to")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if cfg.Every < 1 || cfg.Travel < 1 || cfg.Travel > int64(cfg.Events) || cfg.Rounds < 1 || cfg.Commands < 1 {
+			return fmt.Errorf("history: -every, -rounds and -commands must be at least 1 and -travel from 1 to -events")
+		}
+		cfg.DatabaseURL = getenv("DATABASE_URL")
+		if cfg.DatabaseURL == "" {
+			return fmt.Errorf("DATABASE_URL is required (eval \"$(make -s env)\")")
+		}
+		return benchHistory(ctx, cfg, stdout)
 	case "search", "orders", "rebuild":
 		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 		cfg := searchConfig{}
@@ -110,7 +134,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return benchSearch(ctx, cfg, stdout)
 	}
-	return fmt.Errorf("unknown benchmark %q (write, relay, search, orders, rebuild)", args[0])
+	return fmt.Errorf("unknown benchmark %q (write, relay, search, orders, rebuild, history)", args[0])
 }
 
 // brokers splits KAFKA_BROKERS.

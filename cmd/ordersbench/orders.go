@@ -42,7 +42,7 @@ func benchEvents(topic string, n int) ([]*kgo.Record, []api.Order, error) {
 				Currency:        "EUR", Items: []events.LineItem{{SKU: "BK-001", Name: "Notes on the Engine", Quantity: 2, UnitPrice: 1999}}},
 			events.OrderItemAdded{Item: events.LineItem{SKU: "PN-7", Name: "Pen", Quantity: 1, UnitPrice: 250}},
 			events.PaymentConfirmed{Amount: 4248, Currency: "EUR", Reference: "pay"},
-			events.OrderShipped{Carrier: "DHL", TrackingNumber: fmt.Sprintf("JD%08d", o)},
+			events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: fmt.Sprintf("JD%08d", o)}}},
 		}
 		var st order.State
 		for v, p := range payloads {

@@ -20,13 +20,16 @@ import (
 )
 
 const rootLong = `ordersctl operates an orders deployment: it republishes events from the event store, shows the
-projectors and their read models, rebuilds and verifies a read model, and migrates the database.
+projectors and their read models, rebuilds and verifies a read model, verifies and drops the command
+service's snapshots, and migrates the database.
 
   ordersctl events republish [--from-position N] [--to-position M] [--batch K]
   ordersctl projector status [--output text|json]
   ordersctl projector rebuild orders|search [--in-place] [--backfill] [--catch-up-lag N]
   ordersctl projector replay orders|search ORDER_ID
   ordersctl verify orders|search [--max-report N] [--output text|json]
+  ordersctl snapshots verify [--max-report N] [--output text|json]
+  ordersctl snapshots drop [--order ID]
   ordersctl migrate
   ordersctl version [--output text|json]
   ordersctl completion bash|zsh|fish
@@ -121,7 +124,7 @@ func (c *cli) rootCmd() *cobra.Command {
 	events.AddCommand(c.republishCmd())
 	projector := groupCmd("projector", "Watch, rebuild and replay the projectors' read models")
 	projector.AddCommand(c.statusCmd(), c.rebuildCmd(), c.replayCmd())
-	root.AddCommand(events, projector, c.verifyCmd(), c.migrateCmd(), c.versionCmd(), c.completionCmd(root))
+	root.AddCommand(events, projector, c.verifyCmd(), c.snapshotsCmd(), c.migrateCmd(), c.versionCmd(), c.completionCmd(root))
 	return root
 }
 

@@ -77,6 +77,7 @@ func TestHelpAtEveryLevel(t *testing.T) {
 	for _, args := range [][]string{
 		{"projector", "--help"}, {"projector", "-h"}, {"events", "--help"}, {"help", "projector", "status"},
 		{"projector", "status", "--help"}, {"verify", "--help"}, {"migrate", "--help"}, {"version", "--help"}, {"completion", "--help"},
+		{"snapshots", "--help"}, {"snapshots", "verify", "--help"}, {"snapshots", "drop", "--help"},
 	} {
 		out, _, err := ctl(args...)
 		want := "ordersctl " + strings.Join(slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "help" || a[0] == '-' }), " ")
@@ -91,7 +92,7 @@ func TestHelpAtEveryLevel(t *testing.T) {
 		}
 	}
 	// A group alone or with a word that is not one of its commands is wrong usage (exit 2).
-	for _, args := range [][]string{{"projector"}, {"projector", "frobnicate"}, {"events", "replay"}} {
+	for _, args := range [][]string{{"projector"}, {"projector", "frobnicate"}, {"events", "replay"}, {"snapshots"}, {"snapshots", "list"}} {
 		if _, errOut, err := ctl(args...); !errors.Is(err, errUsage) || !strings.Contains(errOut, "ordersctl "+args[0]) {
 			t.Errorf("ordersctl %v = %v, printed %q; want a usage error with the group's usage", args, err, errOut)
 		}
@@ -108,6 +109,9 @@ func TestFlagsBeforeOrAfterPositionals(t *testing.T) {
 		{"projector", "rebuild", "--catch-up-lag", "5", "search", "--backfill"},
 		{"verify", "--max-report", "3", "orders"},
 		{"verify", "orders", "--max-report=3", "-o", "json"},
+		{"snapshots", "verify", "-o", "json"},
+		{"snapshots", "drop", "--order", "01936f3e-0000-7000-8000-000000000001"},
+		{"snapshots", "drop"},
 	} {
 		// Past parsing, the command stops on the missing configuration: exit 1, not 2.
 		_, _, err := ctl(args...)
@@ -121,6 +125,9 @@ func TestFlagsBeforeOrAfterPositionals(t *testing.T) {
 		{"verify", "orders", "--output", "yaml"},
 		{"events", "republish", "--batch", "0"},
 		{"completion", "tcsh"},
+		{"snapshots", "verify", "extra"},
+		{"snapshots", "verify", "--max-report", "-1"},
+		{"snapshots", "drop", "--order", "not-an-id"},
 	} {
 		if _, _, err := ctl(args...); !errors.Is(err, errUsage) {
 			t.Errorf("ordersctl %v = %v, want a usage error", args, err)

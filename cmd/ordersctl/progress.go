@@ -18,6 +18,7 @@ var phaseTitles = map[rebuild.Phase]string{
 	rebuild.PhaseFold:      "fold the event store:",
 	rebuild.PhaseCompare:   "compare with the read model:",
 	rebuild.PhaseRepublish: "republish:",
+	rebuild.PhaseSnapshots: "verify the snapshots:",
 }
 
 // progress renders a rebuild.Progress: per counted phase, a redrawn bar with rate and ETA on a

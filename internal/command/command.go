@@ -1,9 +1,12 @@
 // Package command is the application layer of the write side: it runs a command on an order. Load the
-// order's history and fold it, decide on that state (internal/order), encode the decided events, append
-// them with their outbox rows in one transaction (internal/eventstore, which owns the optimistic
-// concurrency check and the conflict retry), and answer with the state folded after them. Idempotent
-// requests are recognised here. The HTTP layer (services/command/httpapi) only parses requests, calls
-// a Service and maps its errors to answers; the benchmarks and tests drive a Service the same way.
+// order (its latest snapshot and the events after it) and fold it, decide on that state
+// (internal/order), encode the decided events, append them with their outbox rows in one transaction
+// (internal/eventstore, which owns the optimistic concurrency check and the conflict retry), and answer
+// with the state folded after them; snapshots are taken afterwards, off the request path
+// (snapshots.go). It also reads orders from the event store, now or at a point of their history, and
+// their audit trail (history.go). Idempotent requests are recognised here. The HTTP layer
+// (services/command/httpapi) only parses requests, calls a Service and maps its errors to answers; the
+// benchmarks and tests drive a Service the same way.
 package command
 
 import (
@@ -21,12 +24,14 @@ import (
 	"github.com/orders-oss/orders/pkg/events"
 )
 
-// Store is what the application needs of the event store.
+// Store is what the application needs of the event store (an *eventstore.Store).
 type Store interface {
 	Append(ctx context.Context, req eventstore.AppendRequest) ([]events.Envelope, error)
-	LoadPage(ctx context.Context, streamID string, afterVersion int64, limit int) ([]events.Envelope, error)
-	Update(ctx context.Context, streamID string, retries int, decide eventstore.Decide) (history, appended []events.Envelope, err error)
-	UpdateIfVersion(ctx context.Context, streamID string, expected int64, decide eventstore.Decide) (history, appended []events.Envelope, err error)
+	Read(ctx context.Context, streamID string, r eventstore.Range) ([]events.Envelope, error)
+	ReadForFold(ctx context.Context, streamID string, after, to int64) ([]events.Envelope, error)
+	VersionAt(ctx context.Context, streamID string, t time.Time) (int64, error)
+	LatestSnapshot(ctx context.Context, streamID string, atOrBelow int64) (*eventstore.Snapshot, error)
+	UpdateWith(ctx context.Context, streamID string, retries int, attempt eventstore.Attempt) ([]events.Envelope, error)
 	Idempotency(ctx context.Context, key string) (*eventstore.IdempotencyRecord, error)
 }
 
@@ -46,6 +51,12 @@ type Service struct {
 	MaxRetries int
 	// Now gives the occurred_at of new events (time.Now when nil).
 	Now func() time.Time
+	// WriteVersion caps the schema version new events are written at (EVENTS_WRITE_VERSION during a
+	// rolling upgrade, docs/events.md); 0 writes each type at its current version.
+	WriteVersion int
+	// Snapshots, when set, is where loads start from and who takes new snapshots; nil folds every load
+	// from the order's first event (SNAPSHOT_EVERY=0).
+	Snapshots *Snapshots
 }
 
 // Idempotency identifies a request that may be retried: Key is the client's Idempotency-Key and
@@ -88,7 +99,8 @@ func (s *Service) Place(ctx context.Context, md events.Metadata, cmd order.Place
 	for i, e := range evs {
 		envs[i] = events.Envelope{OrderID: id, Version: int64(i + 1), OccurredAt: e.OccurredAt}
 	}
-	out, err := answer(evolve(order.State{}, envs, payloads))
+	st := evolve(order.State{}, envs, payloads)
+	out, err := answer(st)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -106,6 +118,7 @@ func (s *Service) Place(ctx context.Context, md events.Metadata, cmd order.Place
 	if err != nil {
 		return Outcome{}, err
 	}
+	s.Snapshots.afterCommand(st, 0, 0)
 	return out, nil
 }
 
@@ -129,58 +142,51 @@ func (s *Service) replay(ctx context.Context, idem *Idempotency) (out Outcome, d
 // Execute decides a command on an existing order and stores its events. pinned > 0 is the version the
 // caller saw (If-Match): when the order is elsewhere it fails with ErrStaleVersion and never retries.
 // Otherwise a concurrent change is decided again on fresh state up to MaxRetries times. An order that
-// does not exist fails with an *order.Error of kind NotFound.
+// does not exist fails with an *order.Error of kind NotFound; one whose history holds an event this code
+// cannot read (a newer release wrote it) fails with an *events.UnknownEventError, and nothing is decided.
 func (s *Service) Execute(ctx context.Context, id string, pinned int64, md events.Metadata, decide order.Decision) (Outcome, error) {
 	if _, err := uuid.Parse(id); err != nil {
 		return Outcome{}, order.ErrNotFound()
 	}
 	var state order.State
 	var payloads []events.Payload
-	decideOn := func(history []events.Envelope) ([]eventstore.NewEvent, error) {
-		st, err := order.Fold(history)
+	var base int64
+	attempt := func(ctx context.Context) (int64, []eventstore.NewEvent, error) {
+		st, b, err := s.load(ctx, id, 0)
 		if err != nil {
-			return nil, err
+			return 0, nil, err
 		}
-		if payloads, err = decide(st); err != nil {
-			return nil, err
+		if pinned > 0 && st.Version != pinned {
+			if !st.Exists() {
+				return 0, nil, order.ErrNotFound()
+			}
+			return 0, nil, fmt.Errorf("%w: it is at version %d, not %d", ErrStaleVersion, st.Version, pinned)
 		}
-		state = st
-		return s.encode(payloads, md)
+		ps, err := decide(st)
+		if err != nil {
+			return 0, nil, err
+		}
+		evs, err := s.encode(ps, md)
+		if err != nil {
+			return 0, nil, err
+		}
+		state, payloads, base = st, ps, b
+		return st.Version, evs, nil
 	}
-	var history, appended []events.Envelope
-	var err error
+	retries := s.MaxRetries
 	if pinned > 0 {
-		history, appended, err = s.Store.UpdateIfVersion(ctx, id, pinned, decideOn)
-		switch {
-		case errors.Is(err, eventstore.ErrVersionMismatch) && len(history) == 0:
-			err = order.ErrNotFound()
-		case errors.Is(err, eventstore.ErrVersionMismatch), errors.Is(err, eventstore.ErrVersionConflict):
-			err = fmt.Errorf("%w: %w", ErrStaleVersion, err) // the version the client named is no longer current
-		}
-	} else {
-		_, appended, err = s.Store.Update(ctx, id, s.MaxRetries, decideOn)
+		retries = 0
+	}
+	appended, err := s.Store.UpdateWith(ctx, id, retries, attempt)
+	if pinned > 0 && errors.Is(err, eventstore.ErrVersionConflict) {
+		err = fmt.Errorf("%w: %w", ErrStaleVersion, err) // the version the client named is no longer current
 	}
 	if err != nil {
 		return Outcome{}, err
 	}
-	return answer(evolve(state, appended, payloads))
-}
-
-// Events returns up to limit events of the order's audit trail after version after, in version
-// order, and whether more follow. An order without events fails with an *order.Error of kind
-// NotFound (after = 0 only: a page past the end is empty).
-func (s *Service) Events(ctx context.Context, id string, after int64, limit int) ([]events.Envelope, bool, error) {
-	page, err := s.Store.LoadPage(ctx, id, after, limit+1)
-	if err != nil {
-		return nil, false, err
-	}
-	if len(page) == 0 && after == 0 {
-		return nil, false, order.ErrNotFound()
-	}
-	if len(page) > limit {
-		return page[:limit], true, nil
-	}
-	return page, false, nil
+	after := evolve(state, appended, payloads)
+	s.Snapshots.afterCommand(after, state.Version, base)
+	return answer(after)
 }
 
 // encode turns decided payloads into events to append, with the command's metadata.
@@ -192,7 +198,7 @@ func (s *Service) encode(payloads []events.Payload, md events.Metadata) ([]event
 	at := now().UTC().Truncate(time.Microsecond) // what Postgres keeps, so answers match the audit trail
 	out := make([]eventstore.NewEvent, len(payloads))
 	for i, p := range payloads {
-		typ, sv, data, err := events.Encode(p)
+		typ, sv, data, err := events.EncodeAt(p, s.WriteVersion)
 		if err != nil {
 			return nil, err
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
@@ -24,24 +23,7 @@ func (s *Store) Load(ctx context.Context, streamID string) ([]events.Envelope, e
 // LoadPage returns up to limit events (all when limit <= 0) with a version above afterVersion, in
 // version order: a page of the audit trail. Like Load, it is empty for an unknown or malformed id.
 func (s *Store) LoadPage(ctx context.Context, streamID string, afterVersion int64, limit int) ([]events.Envelope, error) {
-	id, err := uuid.Parse(streamID)
-	if err != nil {
-		return []events.Envelope{}, nil
-	}
-	var lim any // NULL: no limit
-	if limit > 0 {
-		lim = int64(limit)
-	}
-	rows, err := s.pool.Query(ctx, selectEnvelope+` WHERE stream_id = $1 AND version > $2 ORDER BY version LIMIT $3`,
-		pgtype.UUID{Bytes: id, Valid: true}, afterVersion, lim)
-	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", id, err)
-	}
-	out, err := pgx.CollectRows(rows, scanEnvelope)
-	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", id, err)
-	}
-	return out, nil
+	return s.Read(ctx, streamID, Range{After: afterVersion, Limit: limit})
 }
 
 func scanEnvelope(row pgx.CollectableRow) (events.Envelope, error) {

@@ -25,22 +25,60 @@ type Decide func(history []events.Envelope) ([]NewEvent, error)
 // the history decide saw last and the appended envelopes. The application only decides; the store owns
 // the concurrency check and the retry.
 func (s *Store) Update(ctx context.Context, streamID string, retries int, decide Decide) (history, appended []events.Envelope, err error) {
-	for attempt := 0; ; attempt++ {
-		history, appended, err = s.update(ctx, streamID, -1, decide)
-		if !errors.Is(err, ErrVersionConflict) {
-			return history, appended, err
+	appended, err = s.UpdateWith(ctx, streamID, retries, func(ctx context.Context) (int64, []NewEvent, error) {
+		h, err := s.Load(ctx, streamID)
+		if err != nil {
+			return 0, nil, err
 		}
-		if attempt >= retries {
-			return history, nil, fmt.Errorf("update %s: gave up after %d attempts: %w", streamID, attempt+1, err)
+		history = h
+		next, err := decide(h)
+		return lastVersion(h), next, err
+	})
+	return history, appended, err
+}
+
+// Attempt loads a stream its own way (the command service folds the latest snapshot and the events
+// after it), decides on what it loaded, and returns the version it decided on (0 for a new stream) and
+// the events to append after that version. Like Decide it may run several times, so it must have no
+// effects of its own; returning an error, or no events, appends nothing.
+type Attempt func(ctx context.Context) (version int64, next []NewEvent, err error)
+
+// UpdateWith is Update for a caller that loads the stream itself: it runs attempt and appends what it
+// chose after the version it decided on; on ErrVersionConflict it runs attempt again, at most retries
+// more times, then returns an error wrapping ErrVersionConflict. It returns the appended envelopes.
+func (s *Store) UpdateWith(ctx context.Context, streamID string, retries int, attempt Attempt) ([]events.Envelope, error) {
+	for n := 0; ; n++ {
+		appended, err := s.try(ctx, streamID, attempt)
+		if !errors.Is(err, ErrVersionConflict) {
+			return appended, err
+		}
+		if n >= retries {
+			return nil, fmt.Errorf("update %s: gave up after %d attempts: %w", streamID, n+1, err)
 		}
 		// A short random pause spreads commands racing on one order, so each retry is likelier to find
 		// the order quiet; it grows with the attempts and stays well under a request's budget.
 		select {
 		case <-ctx.Done():
-			return history, nil, ctx.Err()
-		case <-time.After(time.Duration(rand.Int64N(int64(attempt+1) * int64(time.Millisecond)))):
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(rand.Int64N(int64(n+1) * int64(time.Millisecond)))):
 		}
 	}
+}
+
+// try is one attempt: decide, then append after the version decided on.
+func (s *Store) try(ctx context.Context, streamID string, attempt Attempt) ([]events.Envelope, error) {
+	version, next, err := attempt(ctx)
+	if err != nil || len(next) == 0 {
+		return nil, err
+	}
+	return s.Append(ctx, AppendRequest{StreamID: streamID, ExpectedVersion: version, Events: next})
+}
+
+func lastVersion(history []events.Envelope) int64 {
+	if len(history) == 0 {
+		return 0
+	}
+	return history[len(history)-1].Version
 }
 
 // UpdateIfVersion is Update for a caller that pins the version (an If-Match request): when the stream
@@ -54,17 +92,14 @@ func (s *Store) UpdateIfVersion(ctx context.Context, streamID string, expected i
 	return s.update(ctx, streamID, expected, decide)
 }
 
-// update is one attempt: load, check the pinned version (unless expected < 0), decide, append.
+// update is one attempt: load, check the pinned version, decide, append.
 func (s *Store) update(ctx context.Context, streamID string, expected int64, decide Decide) (history, appended []events.Envelope, err error) {
 	history, err = s.Load(ctx, streamID)
 	if err != nil {
 		return nil, nil, err
 	}
-	var version int64
-	if len(history) > 0 {
-		version = history[len(history)-1].Version
-	}
-	if expected >= 0 && version != expected {
+	version := lastVersion(history)
+	if version != expected {
 		return history, nil, fmt.Errorf("update %s: at version %d, not %d: %w", streamID, version, expected, ErrVersionMismatch)
 	}
 	next, err := decide(history)

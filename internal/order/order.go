@@ -23,6 +23,7 @@ const (
 )
 
 // State is an order as its events made it. The zero State (Version 0) is an order that does not exist.
+// Its JSON form is what a snapshot stores (snapshot.go): changing a field changes FoldSchemaVersion.
 //
 // The rules the commands enforce:
 //   - An order has 1 to 100 lines, one per sku; quantities are 1 to 10,000, also after adding to a line;
@@ -40,22 +41,22 @@ const (
 // Every command checks in this order: the order exists (NotFound), it is not closed (RuleViolated),
 // the command's values (Invalid), then the rules of the current status (RuleViolated).
 type State struct {
-	ID               string
-	Version          int64
-	Status           Status
-	Customer         events.Customer
-	ShippingAddress  events.Address
-	Currency         string
-	Items            []events.LineItem
-	Total            int64
-	PaidAmount       int64
-	PaymentReference string
-	Carrier          string
-	TrackingNumber   string
-	CancelReason     string
-	RefundDue        int64
-	PlacedAt         time.Time
-	UpdatedAt        time.Time
+	ID               string            `json:"id"`
+	Version          int64             `json:"version"`
+	Status           Status            `json:"status"`
+	Customer         events.Customer   `json:"customer"`
+	ShippingAddress  events.Address    `json:"shipping_address"`
+	Currency         string            `json:"currency"`
+	Items            []events.LineItem `json:"items"`
+	Total            int64             `json:"total"`
+	PaidAmount       int64             `json:"paid_amount"`
+	PaymentReference string            `json:"payment_reference"`
+	Carrier          string            `json:"carrier"`
+	Parcels          []events.Parcel   `json:"parcels"`
+	CancelReason     string            `json:"cancel_reason"`
+	RefundDue        int64             `json:"refund_due"`
+	PlacedAt         time.Time         `json:"placed_at"`
+	UpdatedAt        time.Time         `json:"updated_at"`
 }
 
 // Exists reports whether any event was applied.
@@ -93,7 +94,7 @@ func Evolve(s State, e events.Envelope, p events.Payload) State {
 	case events.OrderShipped:
 		s.Status = StatusShipped
 		s.Carrier = p.Carrier
-		s.TrackingNumber = p.TrackingNumber
+		s.Parcels = slices.Clone(p.Parcels)
 	case events.OrderDelivered:
 		s.Status = StatusDelivered
 	case events.OrderCancelled:
@@ -286,7 +287,8 @@ func (s State) Ship(carrier, trackingNumber string) ([]events.Payload, error) {
 	}
 	switch s.Status {
 	case StatusPaid:
-		return []events.Payload{events.OrderShipped{Carrier: carrier, TrackingNumber: trackingNumber}}, nil
+		// The APIs take one tracking number per shipment for now: one parcel.
+		return []events.Payload{events.OrderShipped{Carrier: carrier, Parcels: []events.Parcel{{TrackingNumber: trackingNumber}}}}, nil
 	case StatusShipped:
 		return nil, ruleViolated(CodeAlreadyShipped, "the order is already shipped")
 	}

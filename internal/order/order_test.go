@@ -24,7 +24,7 @@ var (
 	placed    = events.OrderPlaced{Customer: ada, ShippingAddress: home, Currency: "EUR", Items: []events.LineItem{book}} // total 3998
 	penAdded  = events.OrderItemAdded{Item: pen}                                                                          // total 4248
 	paid      = events.PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "pay_1"}
-	shipped   = events.OrderShipped{Carrier: "DHL", TrackingNumber: "JD0001"}
+	shipped   = events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: "JD0001"}}}
 	delivered = events.OrderDelivered{}
 	cancelled = events.OrderCancelled{Reason: "changed my mind"}
 )
@@ -412,7 +412,7 @@ func TestEvolve(t *testing.T) {
 			s.Status, s.PaidAmount, s.PaymentReference = StatusPaid, 3998, "pay_1"
 		}},
 		{"OrderShipped", then(placed, paid), shipped, func(s *State) {
-			s.Status, s.Carrier, s.TrackingNumber = StatusShipped, "DHL", "JD0001"
+			s.Status, s.Carrier, s.Parcels = StatusShipped, "DHL", []events.Parcel{{TrackingNumber: "JD0001"}}
 		}},
 		{"OrderDelivered", then(placed, paid, shipped), delivered, func(s *State) { s.Status = StatusDelivered }},
 		{"OrderCancelled unpaid", then(placed), cancelled, func(s *State) {

@@ -16,8 +16,9 @@ func (s State) View() api.Order {
 	if s.PaymentReference != "" {
 		o.Payment = &api.Payment{Amount: s.PaidAmount, Reference: s.PaymentReference}
 	}
-	if s.TrackingNumber != "" {
-		o.Shipment = &api.Shipment{Carrier: s.Carrier, TrackingNumber: s.TrackingNumber}
+	if len(s.Parcels) > 0 {
+		// The API's shipment has one tracking number: the commands record one parcel per shipment.
+		o.Shipment = &api.Shipment{Carrier: s.Carrier, TrackingNumber: s.Parcels[0].TrackingNumber}
 	}
 	if s.Status == StatusCancelled {
 		o.Cancellation = &api.Cancellation{Reason: s.CancelReason, RefundDue: s.RefundDue}
@@ -38,7 +39,7 @@ func FromView(o api.Order) State {
 		s.PaidAmount, s.PaymentReference = o.Payment.Amount, o.Payment.Reference
 	}
 	if o.Shipment != nil {
-		s.Carrier, s.TrackingNumber = o.Shipment.Carrier, o.Shipment.TrackingNumber
+		s.Carrier, s.Parcels = o.Shipment.Carrier, []events.Parcel{{TrackingNumber: o.Shipment.TrackingNumber}}
 	}
 	if o.Cancellation != nil {
 		s.CancelReason, s.RefundDue = o.Cancellation.Reason, o.Cancellation.RefundDue

@@ -31,6 +31,8 @@ type Problem struct {
 	Instance string       `json:"instance,omitempty"`
 	Code     string       `json:"code"`
 	Errors   []FieldError `json:"errors,omitempty"`
+	// Headers are set on the answer beside the body, e.g. Retry-After on a 503.
+	Headers map[string]string `json:"-"`
 }
 
 // New returns a problem with the given status, stable code and human-readable detail.
@@ -107,6 +109,9 @@ func Write(c echo.Context, p *Problem) {
 	if err != nil { // cannot happen for this type; keep the answer well-formed anyway
 		body = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500,"code":"internal"}`)
 		p.Status = http.StatusInternalServerError
+	}
+	for k, v := range p.Headers {
+		c.Response().Header().Set(k, v)
 	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(p.Status)

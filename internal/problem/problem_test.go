@@ -66,3 +66,17 @@ func TestInternalErrorsDoNotLeakDetails(t *testing.T) {
 		t.Errorf("From(internal) = %+v, want a 500 with a generic detail", p)
 	}
 }
+
+func TestHeadersGoOnTheAnswerNotInTheBody(t *testing.T) {
+	p := New(http.StatusServiceUnavailable, "busy", "retry")
+	p.Headers = map[string]string{"Retry-After": "5"}
+	rec := httptest.NewRecorder()
+	Handler(slog.New(slog.NewTextHandler(io.Discard, nil)), nil)(fmt.Errorf("wrapped: %w", p), echo.New().NewContext(httptest.NewRequest(http.MethodGet, "/x", nil), rec))
+	if rec.Code != 503 || rec.Header().Get("Retry-After") != "5" {
+		t.Errorf("answer = %d, Retry-After %q; want 503 and 5", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	var body map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || body["code"] != "busy" || len(body) != 6 {
+		t.Errorf("body = %s (%v), want the problem's six members and no headers", rec.Body.String(), err)
+	}
+}

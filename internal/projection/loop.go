@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -133,6 +134,9 @@ type Loop struct {
 	GapGrace time.Duration
 	// LagEvery, when positive, is how often Run refreshes the lag gauge (Metrics.Lag).
 	LagEvery time.Duration
+	// RetryParkedEvery, when positive, is how often Run retries the orders parked for an event type or
+	// schema version unknown when they were parked (RetryParked); Run always does once at start.
+	RetryParkedEvery time.Duration
 
 	gapSince map[string]time.Time
 }
@@ -352,7 +356,14 @@ func (l *Loop) Run(ctx context.Context) error {
 		defer cancel()
 	}
 	backoff := 100 * time.Millisecond
+	var retried time.Time
 	for ctx.Err() == nil {
+		if retried.IsZero() || l.RetryParkedEvery > 0 && time.Since(retried) >= l.RetryParkedEvery {
+			retried = time.Now()
+			if _, err := l.RetryParked(ctx); err != nil && ctx.Err() == nil {
+				l.Log.Warn("could not retry the parked orders", "error", err.Error())
+			}
+		}
 		err := l.RunOnce(ctx)
 		if err == nil {
 			backoff = 100 * time.Millisecond
@@ -431,4 +442,36 @@ func (l *Loop) Replay(ctx context.Context, order string) (int, error) {
 	l.Metrics.Applied.Add(float64(res.Applied))
 	l.Metrics.Duplicates.Add(float64(res.Duplicates))
 	return len(batch), nil
+}
+
+// RetryParked replays every parked order that an event of an unknown type or schema version parked
+// (an older release met an event a newer one wrote, during a rolling upgrade) and whose events all
+// decode now: after the upgrade, those orders flow again without an operator. Orders parked for
+// another reason (a gap, malformed data, a refusal by the store) wait for an operator as before. It
+// returns how many orders it unparked; an order that still cannot be replayed stays parked.
+func (l *Loop) RetryParked(ctx context.Context) (int, error) {
+	unparked := 0
+	for _, id := range l.Parking.Orders() {
+		parked, _, err := l.Parking.Parked(ctx, id)
+		if err != nil {
+			return unparked, err
+		}
+		if !slices.ContainsFunc(parked, func(p ParkedEvent) bool { return UnknownSchema(p.Error) }) {
+			continue
+		}
+		n, err := l.Replay(ctx, id)
+		if err != nil {
+			l.Log.Info("a parked order still cannot be replayed", "order", id, "error", err.Error())
+			continue
+		}
+		l.Log.Info("replayed a parked order whose events this release reads", "order", id, "events", n)
+		unparked++
+	}
+	return unparked, nil
+}
+
+// UnknownSchema reports whether a parked record's error says its event was of a type or schema version
+// the projector did not know (the text of an *events.UnknownEventError).
+func UnknownSchema(parkedError string) bool {
+	return strings.Contains(parkedError, "unknown event type ") || strings.Contains(parkedError, "unknown schema version ")
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -29,6 +31,11 @@ func (p *memParking) IsParked(o string) bool {
 	return len(p.records[o]) > 0
 }
 func (p *memParking) Count() int { p.mu.Lock(); defer p.mu.Unlock(); return len(p.records) }
+func (p *memParking) Orders() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Sorted(maps.Keys(p.records))
+}
 func (p *memParking) Park(_ context.Context, o string, r *kgo.Record, why error) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()

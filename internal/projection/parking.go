@@ -3,6 +3,8 @@ package projection
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,6 +35,8 @@ type Parking interface {
 	Unpark(ctx context.Context, order string, ids []string) error
 	// Count is the number of parked orders.
 	Count() int
+	// Orders lists the parked orders.
+	Orders() []string
 }
 
 // WaitMessage is the error text of a record parked only because its order was parked before it.
@@ -95,6 +99,13 @@ func (p *ParkedSet) Count() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.orders)
+}
+
+// Orders lists the parked orders, sorted.
+func (p *ParkedSet) Orders() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Sorted(maps.Keys(p.orders))
 }
 
 // Park records r for order (why is nil for a record that only waits behind an earlier one).

@@ -78,7 +78,7 @@ func (p Projector) Run(ctx context.Context, listen httpserver.Listen) error {
 			return err
 		}
 		loop := &Loop{Client: client, Handler: m.h, Parking: m.p, Topic: cfg.Topic, Group: cfg.Group, Log: log,
-			Metrics: metrics, MaxRecords: cfg.BatchSize, LagEvery: 5 * time.Second}
+			Metrics: metrics, MaxRecords: cfg.BatchSize, LagEvery: 5 * time.Second, RetryParkedEvery: time.Minute}
 		if p.Tune != nil {
 			p.Tune(loop)
 		}

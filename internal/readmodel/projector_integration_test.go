@@ -95,7 +95,7 @@ func TestApplyFoldsIdempotentlyAndRefusesGaps(t *testing.T) {
 	h := readmodel.Handler{Pool: pool, Generation: gen}
 	a, b := uuid.NewString(), uuid.NewString()
 	aEvents, aEnvs := history(t, a, placed, events.OrderItemAdded{Item: events.LineItem{SKU: "PEN-2", Name: "Pen", Quantity: 3, UnitPrice: 250}},
-		events.PaymentConfirmed{Amount: 4748, Currency: "EUR", Reference: "pay-1"}, events.OrderShipped{Carrier: "DHL", TrackingNumber: "JD0001"})
+		events.PaymentConfirmed{Amount: 4748, Currency: "EUR", Reference: "pay-1"}, events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: "JD0001"}}})
 	bEvents, _ := history(t, b, placed, events.PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "pay-2"}, events.OrderCancelled{Reason: "late"})
 
 	ends := []projection.Position{{Topic: "t", Partition: 0, Next: 10}, {Topic: "t", Partition: 2, Next: 4}}
@@ -309,7 +309,7 @@ func TestLoopParksPoisonAndIgnoresRedelivery(t *testing.T) {
 	e := newLoopEnv(t)
 	a, b, c := uuid.NewString(), uuid.NewString(), uuid.NewString()
 	_, aEnvs := history(t, a, placed, events.PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "p"},
-		events.OrderShipped{Carrier: "DHL", TrackingNumber: "T1"}, events.OrderDelivered{})
+		events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: "T1"}}}, events.OrderDelivered{})
 	_, bEnvs := history(t, b, placed)
 	_, cEnvs := history(t, c, placed, events.OrderCancelled{Reason: "r"})
 	var recs []*kgo.Record
@@ -372,7 +372,7 @@ func TestReplayUnparksAfterTheMissingEventArrives(t *testing.T) {
 	ctx := context.Background()
 	e := newLoopEnv(t)
 	x := uuid.NewString()
-	_, envs := history(t, x, placed, events.PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "p"}, events.OrderShipped{Carrier: "DHL", TrackingNumber: "T"})
+	_, envs := history(t, x, placed, events.PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "p"}, events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: "T"}}})
 	l, _ := e.loop()
 	// Version 2 arrives without version 1 (lost from the topic): a gap parks the order.
 	e.produce(record(t, envs[1]))
@@ -402,5 +402,51 @@ func TestReplayUnparksAfterTheMissingEventArrives(t *testing.T) {
 	p2, err := readmodel.NewParking(ctx, e.pool, e.gen)
 	if err != nil || p2.Count() != 0 {
 		t.Errorf("reloaded parking has %d orders (%v), want 0", p2.Count(), err)
+	}
+}
+
+// An older projector parked an order whose event was of a schema version it did not know; after the
+// upgrade, the projector's start replays it, with no operator.
+func TestParkedForAnUnknownSchemaFlowsAfterTheUpgrade(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newLoopEnv(t)
+	x := uuid.NewString()
+	_, envs := history(t, x, placed, events.PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "p"},
+		events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: "JD-NEW"}}})
+	l, _ := e.loop()
+	e.produce(record(t, envs[0]), record(t, envs[1]))
+	runUntil(t, l, func() bool { return current(t, e.pool, e.gen, x)[x].Version == 2 })
+	// The release before knew OrderShipped up to version 1: it parked version 3 (v2) of the order.
+	shipped := record(t, envs[2])
+	shipped.Topic, shipped.Offset = e.topic, 2
+	old := &events.UnknownEventError{Type: events.TypeOrderShipped, SchemaVersion: 2, KnownVersion: 1}
+	if err := e.parking.Park(ctx, x, shipped, old); err != nil {
+		t.Fatal(err)
+	}
+	if e.parkedCount() != 1 {
+		t.Fatalf("%d parked events, want 1", e.parkedCount())
+	}
+	// This release starts.
+	restarted, err := readmodel.NewParking(ctx, e.pool, e.gen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Parking = restarted
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- l.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		d := current(t, e.pool, e.gen, x)[x]
+		if d.Version == 3 && d.Shipment != nil && d.Shipment.TrackingNumber == "JD-NEW" && e.parkedCount() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after the start: %+v, %d parked events; want the order shipped and nothing parked", d, e.parkedCount())
+		}
+	}
+	if restarted.IsParked(x) {
+		t.Error("the order is still in the parked set")
 	}
 }

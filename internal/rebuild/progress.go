@@ -4,7 +4,8 @@ import "time"
 
 // Phase names what a long operation is doing. A rebuild goes through PhaseCheck, PhasePrepare,
 // PhaseBackfill (only with backfill), PhaseReplay, PhaseSwitched, PhaseRetire; a failed one ends in
-// PhaseAbandon. Verify goes through PhaseFold and PhaseCompare; Republish through PhaseRepublish.
+// PhaseAbandon. Verify goes through PhaseFold and PhaseCompare; Republish through PhaseRepublish;
+// VerifySnapshots through PhaseSnapshots.
 type Phase string
 
 const (
@@ -30,6 +31,8 @@ const (
 	PhaseCompare Phase = "compare"
 	// PhaseRepublish: republish sends events from the store to the topic (total: events).
 	PhaseRepublish Phase = "republish"
+	// PhaseSnapshots: verifying the snapshots against the fold of their events (count: snapshots).
+	PhaseSnapshots Phase = "snapshots"
 )
 
 // Level is the weight of a message.

@@ -112,7 +112,7 @@ func TestLoopProjectsParksAndIgnoresRedelivery(t *testing.T) {
 		ShippingAddress: events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"}, Currency: "EUR",
 		Items: []events.LineItem{{SKU: "BK-1", Name: "Notes", Quantity: 2, UnitPrice: 1999}}}
 	_, aEnvs := history(t, a, placed, events.PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "p"},
-		events.OrderShipped{Carrier: "DHL", TrackingNumber: "T1"}, events.OrderDelivered{})
+		events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: "T1"}}}, events.OrderDelivered{})
 	_, bEnvs := history(t, b, placed)
 	_, cEnvs := history(t, c, placed, events.OrderCancelled{Reason: "r"})
 	var recs []*kgo.Record
@@ -264,7 +264,7 @@ func TestReplayUnparksAfterTheMissingEventArrives(t *testing.T) {
 	placed := events.OrderPlaced{Customer: events.Customer{ID: "c", Name: "Ada", Email: "ada@example.com"},
 		ShippingAddress: events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"}, Currency: "EUR",
 		Items: []events.LineItem{{SKU: "BK-1", Name: "Notes", Quantity: 1, UnitPrice: 10}}}
-	_, envs := history(t, x, placed, events.PaymentConfirmed{Amount: 10, Currency: "EUR", Reference: "p"}, events.OrderShipped{Carrier: "DHL", TrackingNumber: "T"})
+	_, envs := history(t, x, placed, events.PaymentConfirmed{Amount: 10, Currency: "EUR", Reference: "p"}, events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: "T"}}})
 	l, _ := e.loop()
 	// Version 2 arrives without version 1 (lost from the topic): a gap parks the order.
 	e.produce(record(t, envs[1]))

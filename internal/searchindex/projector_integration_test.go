@@ -48,7 +48,7 @@ func TestApplyFoldsIdempotentlyAndRefusesGaps(t *testing.T) {
 		ShippingAddress: events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"}, Currency: "EUR",
 		Items: []events.LineItem{{SKU: "BK-1", Name: "Notes", Quantity: 2, UnitPrice: 1999}}}
 	aEvents, aEnvs := history(t, a, placed, events.OrderItemAdded{Item: events.LineItem{SKU: "BK-1", Name: "Notes", Quantity: 1, UnitPrice: 1999}},
-		events.PaymentConfirmed{Amount: 5997, Currency: "EUR", Reference: "p"}, events.OrderShipped{Carrier: "DHL", TrackingNumber: "T1"})
+		events.PaymentConfirmed{Amount: 5997, Currency: "EUR", Reference: "p"}, events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: "T1"}}})
 	bEvents, _ := history(t, b, placed, events.OrderCancelled{Reason: "r"}, events.OrderItemRemoved{SKU: "x"})
 
 	// First batch: a's first two events, b's first.

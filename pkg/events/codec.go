@@ -88,8 +88,9 @@ type typeCodec struct {
 	decode  func([]byte) (Payload, error) // strict decoding of current-version data
 }
 
-// codecOf is the one exhaustive list of event types. A new type gets a case here, a Type and a
-// Version constant in payloads.go, a sample in codec_test.go and a golden file (go test -update).
+// codecOf is the one exhaustive list of event types. A new type gets a case here and in allTypes, a
+// Type and a Version constant in payloads.go, a sample in codec_test.go and a golden file (go test
+// -update). A new schema version of a type also gets an upcaster and a downcaster (evolution.go).
 func codecOf(typ string) (typeCodec, bool) {
 	switch typ {
 	case TypeOrderPlaced:
@@ -112,6 +113,10 @@ func codecOf(typ string) (typeCodec, bool) {
 	return typeCodec{}, false
 }
 
+// allTypes lists every event type codecOf knows.
+var allTypes = []string{TypeOrderPlaced, TypeOrderItemAdded, TypeOrderItemRemoved, TypeShippingAddressChanged,
+	TypePaymentConfirmed, TypeOrderShipped, TypeOrderDelivered, TypeOrderCancelled}
+
 func codecFor[T Payload](version int) typeCodec {
 	return typeCodec{version: version, is: isA[T], decode: decodeAs[T]}
 }
@@ -121,34 +126,27 @@ func isA[T Payload](p Payload) bool {
 	return ok
 }
 
-// upcast brings data of schema version from up to version to, the type's current one. It is the
-// schema-evolution hook: every type is at version 1 today, so it only accepts the current version.
-// When a payload's shape changes, its Version constant goes up and this function gains one step per
-// old version, applied in a loop until the data is current, e.g.
-//
-//	case typ == TypeOrderShipped && v == 1: // v2 added "shipped_from"
-//		data, err = withField(data, "shipped_from", "") // a helper written with the first upcast
-//
-// Stored events are never rewritten; readers only ever see current payloads.
-func upcast(typ string, from, to int, data json.RawMessage) (json.RawMessage, error) {
-	if from != to {
-		return nil, &UnknownEventError{Type: typ, SchemaVersion: from, KnownVersion: to}
-	}
-	return data, nil
-}
-
 // decodeAs decodes data as a T, strictly (see Decode).
 func decodeAs[T Payload](data []byte) (Payload, error) {
-	var p T
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedPayload, err)
+	p, err := decodeStrict[T](data)
+	if err != nil {
+		return nil, err
 	}
-	// encoding/json ignores missing fields, matches keys case-insensitively, lets a repeated key win
-	// and reads null as the zero value; checkShape refuses all of that, and anything after the value.
+	return p, nil
+}
+
+// decodeStrict decodes data as exactly the JSON Encode writes for a T; errors wrap ErrMalformedPayload.
+// The upcasters read old schema versions with it too.
+func decodeStrict[T any](data []byte) (T, error) {
+	var p T
+	if err := json.Unmarshal(data, &p); err != nil { // valid JSON, one value, of the right JSON types
+		return p, fmt.Errorf("%w: %v", ErrMalformedPayload, err)
+	}
+	// encoding/json ignores missing and unknown fields, matches keys case-insensitively, lets a
+	// repeated key win and reads null as the zero value; checkShape refuses all of that. (It is cheaper
+	// than a json.Decoder with DisallowUnknownFields, which would also do only part of it.)
 	if err := checkShape(data, reflect.TypeFor[T]()); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedPayload, err)
+		return p, fmt.Errorf("%w: %v", ErrMalformedPayload, err)
 	}
 	return p, nil
 }

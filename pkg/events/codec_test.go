@@ -20,9 +20,11 @@ import (
 	"github.com/google/uuid"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+var update = flag.Bool("update", false, "rewrite the golden files of the current schema versions in testdata/")
 
 // samples has one payload of every event type, every field set; the golden files pin their wire format.
+// The golden file of every older schema version of a type (what an older release wrote, never
+// rewritten) holds the same facts, so that upcasting it gives the sample.
 var samples = []Payload{
 	OrderPlaced{
 		Customer:        Customer{ID: "cus_1042", Name: "Ada Lovelace", Email: "ada@example.com"},
@@ -37,7 +39,7 @@ var samples = []Payload{
 	OrderItemRemoved{SKU: "PN-7"},
 	ShippingAddressChanged{ShippingAddress: Address{Name: "Ada", Line1: "1 Rue", Line2: "Apt 2", City: "Paris", PostalCode: "75001", Country: "FR"}},
 	PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "pay_123"},
-	OrderShipped{Carrier: "DHL", TrackingNumber: "JD014600006281230707"},
+	OrderShipped{Carrier: "DHL", Parcels: []Parcel{{TrackingNumber: "JD014600006281230707"}}},
 	OrderDelivered{},
 	OrderCancelled{Reason: "customer asked", RefundDue: 3998},
 }
@@ -72,7 +74,7 @@ func TestGoldenEnvelopes(t *testing.T) {
 				t.Fatal(err)
 			}
 			got = append(got, '\n')
-			path := filepath.Join("testdata", p.EventType()+".json")
+			path := goldenPath(p.EventType(), sv)
 			if *update {
 				if err := os.WriteFile(path, got, 0o644); err != nil {
 					t.Fatal(err)
@@ -80,10 +82,10 @@ func TestGoldenEnvelopes(t *testing.T) {
 			}
 			want, err := os.ReadFile(path)
 			if err != nil {
-				t.Fatalf("%v (run go test ./pkg/events -update to create it)", err)
+				t.Fatalf("%v (a new schema version? run go test ./pkg/events -update to create its golden file)", err)
 			}
 			if string(got) != string(want) {
-				t.Errorf("wire format of %s changed (if on purpose: new schema version, upcast, go test -update):\ngot:\n%s\nwant:\n%s", p.EventType(), got, want)
+				t.Errorf("wire format of %s v%d changed; a stored event never changes shape: give the type a new schema version with an upcaster and a downcaster (evolution.go), then go test -update:\ngot:\n%s\nwant:\n%s", p.EventType(), sv, got, want)
 			}
 			// The golden file, as a consumer reads it, decodes back to the same payload.
 			var back Envelope
@@ -155,13 +157,162 @@ func TestEveryTypeIsCovered(t *testing.T) {
 	if len(samples) != len(types) {
 		t.Errorf("%d samples for %d types", len(samples), len(types))
 	}
-	golden, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	if !slices.Equal(allTypes, types) {
+		t.Errorf("allTypes = %v, want the Type constants in order: %v", allTypes, types)
+	}
+	// Every older schema version has its upcaster, its downcaster and its golden file.
+	for _, typ := range types {
+		c, _ := codecOf(typ)
+		for v := 1; v <= c.version; v++ {
+			if _, err := os.Stat(goldenPath(typ, v)); err != nil {
+				t.Errorf("%s v%d has no golden file: %v", typ, v, err)
+			}
+			if v < c.version && upcasters[typ][v] == nil {
+				t.Errorf("%s has no upcaster from v%d to v%d", typ, v, v+1)
+			}
+			if v > 1 && downcasters[typ][v] == nil {
+				t.Errorf("%s has no downcaster from v%d to v%d", typ, v, v-1)
+			}
+		}
+	}
+	for _, g := range goldenFiles(t) {
+		c, ok := codecOf(g.typ)
+		if !ok || g.version < 1 || g.version > c.version {
+			t.Errorf("stale golden file %s: no such event type or schema version", g.path)
+		}
+	}
+}
+
+// golden is a golden file of testdata/: <Type>.v<schema version>.json.
+type golden struct {
+	path, typ string
+	version   int
+}
+
+func goldenPath(typ string, version int) string {
+	return filepath.Join("testdata", typ+".v"+strconv.Itoa(version)+".json")
+}
+
+func goldenFiles(t *testing.T) []golden {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, g := range golden {
-		if typ := strings.TrimSuffix(filepath.Base(g), ".json"); !slices.Contains(types, typ) {
-			t.Errorf("stale golden file %s: no such event type", g)
+	var out []golden
+	for _, p := range paths {
+		typ, v, ok := strings.Cut(strings.TrimSuffix(filepath.Base(p), ".json"), ".v")
+		n, err := strconv.Atoi(v)
+		if !ok || err != nil {
+			t.Errorf("golden file %s is not named <Type>.v<version>.json", p)
+			continue
+		}
+		out = append(out, golden{path: p, typ: typ, version: n})
+	}
+	return out
+}
+
+// TestGoldenFilesReadThroughUpcasters reads every golden file, of every schema version, as a consumer
+// does: each decodes, through the upcasters, to the type's sample; and writing the sample at that
+// schema version (EncodeAt, the downcasters) gives the golden file's data back.
+func TestGoldenFilesReadThroughUpcasters(t *testing.T) {
+	files := goldenFiles(t)
+	if len(files) <= len(samples) {
+		t.Fatalf("%d golden files for %d types: want the older schema versions' too", len(files), len(samples))
+	}
+	for _, g := range files {
+		raw, err := os.ReadFile(g.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var env Envelope
+		if err := json.Unmarshal(raw, &env); err != nil {
+			t.Fatalf("%s: %v", g.path, err)
+		}
+		if env.Type != g.typ || env.SchemaVersion != g.version {
+			t.Errorf("%s holds %s v%d", g.path, env.Type, env.SchemaVersion)
+		}
+		p, err := DecodeEnvelope(env)
+		if want := sample(t, g.typ); err != nil || !reflect.DeepEqual(p, want) {
+			t.Errorf("DecodeEnvelope(%s) = %#v, %v; want %#v", g.path, p, err, want)
+			continue
+		}
+		typ, sv, data, err := EncodeAt(p, g.version)
+		if err != nil || typ != g.typ || sv != g.version || !sameJSON(data, env.Data) {
+			t.Errorf("EncodeAt(%s sample, %d) = %s v%d %s, %v; want the data of %s", g.typ, g.version, typ, sv, data, err, g.path)
+		}
+	}
+}
+
+// sameJSON reports whether two JSON values are equal, whatever their layout and key order.
+func sameJSON(a, b []byte) bool {
+	var x, y any
+	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && reflect.DeepEqual(x, y)
+}
+
+func TestUpcastOrderShippedV1(t *testing.T) {
+	tests := []struct {
+		data string
+		want Payload
+	}{
+		{`{"carrier":"DHL","tracking_number":"JD1"}`, OrderShipped{Carrier: "DHL", Parcels: []Parcel{{TrackingNumber: "JD1"}}}},
+		{`{"tracking_number":"","carrier":"UPS"}`, OrderShipped{Carrier: "UPS", Parcels: []Parcel{{TrackingNumber: ""}}}},
+	}
+	for _, tt := range tests {
+		got, err := Decode(TypeOrderShipped, 1, json.RawMessage(tt.data))
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("Decode(OrderShipped v1 %s) = %#v, %v; want %#v", tt.data, got, err, tt.want)
+		}
+	}
+	// v1 data is read as strictly as current data: no v2 field in a v1 event, no v1 field in a v2 one.
+	for _, bad := range []struct {
+		version int
+		data    string
+	}{
+		{1, `{"carrier":"DHL","parcels":[{"tracking_number":"JD1"}]}`},
+		{1, `{"carrier":"DHL","tracking_number":"JD1","parcels":[]}`},
+		{2, `{"carrier":"DHL","tracking_number":"JD1"}`},
+	} {
+		if p, err := Decode(TypeOrderShipped, bad.version, json.RawMessage(bad.data)); !errors.Is(err, ErrMalformedPayload) {
+			t.Errorf("Decode(OrderShipped v%d %s) = %#v, %v; want ErrMalformedPayload", bad.version, bad.data, p, err)
+		}
+	}
+}
+
+func TestEncodeAtWritesOlderSchemaVersions(t *testing.T) {
+	one := OrderShipped{Carrier: "DHL", Parcels: []Parcel{{TrackingNumber: "JD1"}}}
+	typ, sv, data, err := EncodeAt(one, 1)
+	if err != nil || typ != TypeOrderShipped || sv != 1 || !sameJSON(data, []byte(`{"carrier":"DHL","tracking_number":"JD1"}`)) {
+		t.Errorf("EncodeAt(one parcel, 1) = %s v%d %s, %v; want OrderShipped v1 with its tracking_number", typ, sv, data, err)
+	}
+	for _, max := range []int{0, 2, 9} { // latest, the current version, above it
+		if _, sv, data, err := EncodeAt(one, max); err != nil || sv != 2 || !sameJSON(data, []byte(`{"carrier":"DHL","parcels":[{"tracking_number":"JD1"}]}`)) {
+			t.Errorf("EncodeAt(one parcel, %d) = v%d %s, %v; want v2", max, sv, data, err)
+		}
+	}
+	// Types still at version 1 are written as they are.
+	if typ, sv, _, err := EncodeAt(OrderDelivered{}, 1); err != nil || typ != TypeOrderDelivered || sv != 1 {
+		t.Errorf("EncodeAt(OrderDelivered, 1) = %s v%d, %v", typ, sv, err)
+	}
+	// What v1 cannot say is refused rather than written wrong.
+	two := OrderShipped{Carrier: "DHL", Parcels: []Parcel{{TrackingNumber: "A"}, {TrackingNumber: "B"}}}
+	if typ, sv, data, err := EncodeAt(two, 1); err == nil || data != nil {
+		t.Errorf("EncodeAt(two parcels, 1) = %s v%d %s, nil; want an error", typ, sv, data)
+	}
+}
+
+func TestParseWriteVersion(t *testing.T) {
+	if LatestVersion() != 2 {
+		t.Fatalf("LatestVersion() = %d, want 2", LatestVersion())
+	}
+	for in, want := range map[string]int{"": 0, "latest": 0, " latest ": 0, "1": 1, "2": 2} {
+		if got, err := ParseWriteVersion(in); err != nil || got != want {
+			t.Errorf("ParseWriteVersion(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"0", "3", "-1", "v2", "Latest", "1.5"} {
+		if got, err := ParseWriteVersion(in); err == nil {
+			t.Errorf("ParseWriteVersion(%q) = %d, nil; want an error", in, got)
 		}
 	}
 }
@@ -197,7 +348,7 @@ func TestEncodeRefusesWhatDecodeCouldNotRead(t *testing.T) {
 		p    Payload
 	}{
 		{"nil", nil},
-		{"pointer", &OrderShipped{Carrier: "DHL", TrackingNumber: "1"}},
+		{"pointer", &OrderShipped{Carrier: "DHL", Parcels: []Parcel{{TrackingNumber: "1"}}}},
 		{"nil pointer", nilShipped},
 		{"foreign type with a known name", impostor{Carrier: "DHL"}},
 		{"unknown type", unregistered{}},
@@ -223,8 +374,9 @@ func TestDecodeRefusesUnknownTypesAndVersions(t *testing.T) {
 		{"OrderTeleported", 1, UnknownEventError{Type: "OrderTeleported", SchemaVersion: 1}},
 		{"orderShipped", 1, UnknownEventError{Type: "orderShipped", SchemaVersion: 1}},
 		{"", 1, UnknownEventError{Type: "", SchemaVersion: 1}},
-		{TypeOrderShipped, 2, UnknownEventError{Type: TypeOrderShipped, SchemaVersion: 2, KnownVersion: 1}},
-		{TypeOrderShipped, 0, UnknownEventError{Type: TypeOrderShipped, SchemaVersion: 0, KnownVersion: 1}},
+		{TypeOrderShipped, 3, UnknownEventError{Type: TypeOrderShipped, SchemaVersion: 3, KnownVersion: 2}},
+		{TypeOrderShipped, 0, UnknownEventError{Type: TypeOrderShipped, SchemaVersion: 0, KnownVersion: 2}},
+		{TypeOrderDelivered, 2, UnknownEventError{Type: TypeOrderDelivered, SchemaVersion: 2, KnownVersion: 1}},
 	}
 	for _, tt := range tests {
 		p, err := Decode(tt.typ, tt.version, shipped)
@@ -241,9 +393,9 @@ func TestDecodeIsStrict(t *testing.T) {
 		typ  string
 		data string
 	}{
-		{"unknown field", TypeOrderShipped, `{"carrier":"DHL","tracking_number":"1","tracking":"x"}`},
+		{"unknown field", TypePaymentConfirmed, `{"amount":1,"currency":"EUR","reference":"r","tip":1}`},
 		{"unknown nested field", TypeOrderItemAdded, `{"item":{"sku":"A","name":"a","quantity":1,"unit_price":1,"colour":"red"}}`},
-		{"missing field", TypeOrderShipped, `{"carrier":"DHL"}`},
+		{"missing field", TypeOrderPlaced, `{"customer":{"id":"c","name":"n","email":"e"},"currency":"EUR","items":[]}`},
 		{"missing nested field", TypeOrderItemAdded, `{"item":{"sku":"A","name":"a","quantity":1}}`},
 		{"missing field in a list", TypeOrderPlaced, strings.Replace(goldenData(t, TypeOrderPlaced), `,"unit_price":1999`, ``, 1)},
 		{"repeated key in a list", TypeOrderPlaced, strings.Replace(goldenData(t, TypeOrderPlaced), `"quantity":2`, `"quantity":2,"quantity":3`, 1)},
@@ -260,10 +412,13 @@ func TestDecodeIsStrict(t *testing.T) {
 		{"truncated", TypeOrderPlaced, `{"customer":`},
 		{"trailing data", TypeOrderItemRemoved, `{"sku":"A"} {"sku":"B"}`},
 		{"trailing garbage", TypeOrderItemRemoved, `{"sku":"A"}x`},
+		{"missing field in a v2 list", TypeOrderShipped, `{"carrier":"DHL","parcels":[{}]}`},
+		{"null in a v2 list", TypeOrderShipped, `{"carrier":"DHL","parcels":[null]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := Decode(tt.typ, 1, json.RawMessage(tt.data))
+			c, _ := codecOf(tt.typ)
+			p, err := Decode(tt.typ, c.version, json.RawMessage(tt.data))
 			if !errors.Is(err, ErrMalformedPayload) || p != nil {
 				t.Errorf("Decode(%s, %s) = %#v, %v; want nil, ErrMalformedPayload", tt.typ, tt.data, p, err)
 			}
@@ -274,7 +429,8 @@ func TestDecodeIsStrict(t *testing.T) {
 // goldenData returns the compact data of a type's golden file.
 func goldenData(t *testing.T, typ string) string {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", typ+".json"))
+	c, _ := codecOf(typ)
+	raw, err := os.ReadFile(goldenPath(typ, c.version))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,10 +476,11 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-// FuzzDecode: Decode never panics, and what it accepts is what Encode writes (up to layout and key order).
+// FuzzDecode: Decode never panics, and what it accepts at schema version 1 is what a writer at version 1
+// writes (up to layout and key order).
 func FuzzDecode(f *testing.F) {
 	for _, p := range samples {
-		_, _, data, err := Encode(p)
+		_, _, data, err := EncodeAt(p, 1)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -336,7 +493,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
-		_, _, again, err := Encode(p)
+		_, _, again, err := EncodeAt(p, 1)
 		if err != nil {
 			t.Fatalf("Encode(Decode(%s)) error = %v", data, err)
 		}

@@ -21,7 +21,7 @@ const (
 	VersionOrderItemRemoved       = 1
 	VersionShippingAddressChanged = 1
 	VersionPaymentConfirmed       = 1
-	VersionOrderShipped           = 1
+	VersionOrderShipped           = 2 // v1 had one tracking_number; v2 has parcels (upcast.go)
 	VersionOrderDelivered         = 1
 	VersionOrderCancelled         = 1
 )
@@ -87,9 +87,15 @@ type PaymentConfirmed struct {
 	Reference string `json:"reference"`
 }
 
-// OrderShipped records the hand-over to a carrier.
+// OrderShipped records the hand-over of the order to a carrier, in one or more parcels, each tracked
+// on its own (schema version 2; version 1 had a single tracking_number: see upcast.go).
 type OrderShipped struct {
-	Carrier        string `json:"carrier"`
+	Carrier string   `json:"carrier"`
+	Parcels []Parcel `json:"parcels"`
+}
+
+// Parcel is one package of a shipment, with the carrier's tracking number for it.
+type Parcel struct {
 	TrackingNumber string `json:"tracking_number"`
 }
 

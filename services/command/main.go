@@ -7,14 +7,17 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/httpserver"
+	"github.com/orders-oss/orders/pkg/events"
 	"github.com/orders-oss/orders/services/command/httpapi"
 )
 
@@ -27,6 +30,10 @@ type config struct {
 	BodyLimit    string
 	MaxRetries   int
 	PoolMaxConns int
+	// SnapshotEvery is how many events apart snapshots are taken; 0 turns snapshots off.
+	SnapshotEvery int
+	// WriteVersion caps the schema version of the events written (0: latest).
+	WriteVersion int
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -37,7 +44,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 		BodyLimit:    r.String("BODY_LIMIT", "256KB"),
 		MaxRetries:   r.Int("COMMAND_MAX_RETRIES", 5, 0, 100),
 		PoolMaxConns: r.Int("DB_MAX_CONNS", 32, 1, 1000),
+		// A load folds the events after the latest snapshot: usually fewer than SNAPSHOT_EVERY.
+		SnapshotEvery: r.Int("SNAPSHOT_EVERY", 100, 0, 1_000_000),
 	}
+	v, err := events.ParseWriteVersion(r.String("EVENTS_WRITE_VERSION", "latest"))
+	r.Check(err == nil, "EVENTS_WRITE_VERSION", "%v", err)
+	c.WriteVersion = v
 	return c, r.Err()
 }
 
@@ -58,13 +70,34 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("migrate event store: %w", err)
 	}
+	store := eventstore.New(pool)
+	svc := &command.Service{Store: store, MaxRetries: cfg.MaxRetries, WriteVersion: cfg.WriteVersion}
+	metrics := prometheus.NewRegistry()
+	if cfg.SnapshotEvery > 0 {
+		svc.Snapshots = command.NewSnapshots(store, cfg.SnapshotEvery, 0, log)
+		metrics.MustRegister(svc.Snapshots.Collectors()...)
+		// Snapshots are written until the server has drained: the commands it finishes take theirs too.
+		snapCtx, stopSnapshots := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); svc.Snapshots.Run(snapCtx) }()
+		defer func() { stopSnapshots(); <-done }()
+	}
+	log.Info("configured", "snapshot_every", cfg.SnapshotEvery, "events_write_version", writeVersionName(cfg.WriteVersion))
 	api := httpapi.New(httpapi.Config{
-		Commands:  &command.Service{Store: eventstore.New(pool), MaxRetries: cfg.MaxRetries},
+		Commands:  svc,
 		Log:       log,
 		BodyLimit: cfg.BodyLimit,
 		Ready:     pool.Ping,
+		Metrics:   metrics,
 	})
 	return api.Run(ctx, cfg.HTTP, nil)
+}
+
+func writeVersionName(v int) string {
+	if v == 0 {
+		return "latest"
+	}
+	return strconv.Itoa(v)
 }
 
 func openPool(ctx context.Context, cfg config) (*pgxpool.Pool, error) {

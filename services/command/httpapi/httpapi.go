@@ -6,13 +6,14 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
@@ -28,6 +29,7 @@ type Config struct {
 	Log       *slog.Logger
 	BodyLimit string                          // e.g. "256KB"
 	Ready     func(ctx context.Context) error // for /readyz
+	Metrics   *prometheus.Registry            // served at /metrics when set
 }
 
 type server struct {
@@ -37,7 +39,8 @@ type server struct {
 // New returns the API's HTTP handler.
 func New(cfg Config) *httpserver.Server {
 	s := &server{cfg}
-	e := httpserver.New(httpserver.Config{Service: "command", Log: cfg.Log, Ready: cfg.Ready, Errors: mapError, BodyLimit: cfg.BodyLimit})
+	e := httpserver.New(httpserver.Config{Service: "command", Log: cfg.Log, Ready: cfg.Ready, Errors: mapError, BodyLimit: cfg.BodyLimit,
+		Metrics: cfg.Metrics})
 	e.POST("/orders", s.placeOrder)
 	e.POST("/orders/:id/items", s.command(s.addItem))
 	e.DELETE("/orders/:id/items/:sku", s.command(s.removeItem))
@@ -46,6 +49,7 @@ func New(cfg Config) *httpserver.Server {
 	e.POST("/orders/:id/shipment", s.command(s.ship))
 	e.POST("/orders/:id/delivery", s.command(s.deliver))
 	e.POST("/orders/:id/cancellation", s.command(s.cancel))
+	e.GET("/orders/:id", s.getOrder)
 	e.GET("/orders/:id/events", s.listEvents)
 	return e
 }
@@ -71,11 +75,36 @@ func mapError(err error) *problem.Problem {
 	if errors.Is(err, command.ErrStaleVersion) {
 		return problem.New(http.StatusPreconditionFailed, "version_mismatch", "the order is not at the version in If-Match; read it again")
 	}
+	if errors.Is(err, command.ErrNotInHistory) {
+		return problem.New(http.StatusNotFound, "not_found", err.Error())
+	}
+	var unknown *events.UnknownEventError
+	if errors.As(err, &unknown) {
+		return schemaUnsupported(unknown)
+	}
 	if errors.Is(err, command.ErrKeyReused) {
 		return problem.New(http.StatusUnprocessableEntity, "idempotency_key_reused",
 			"this Idempotency-Key was used with a different request; use a new key for a new order")
 	}
 	return nil
+}
+
+// RetryAfter is the Retry-After of a 503 event_schema_unsupported: about the time a rolling upgrade
+// takes to replace a replica.
+const RetryAfter = "5"
+
+// schemaUnsupported is the answer of a replica whose code cannot read an event of the order, written by
+// a newer release during a rolling upgrade: retryable (an upgraded replica can read it), and nothing
+// was decided on a misread state.
+func schemaUnsupported(e *events.UnknownEventError) *problem.Problem {
+	what := fmt.Sprintf("an event of type %s, which this replica does not know", e.Type)
+	if e.KnownVersion > 0 {
+		what = fmt.Sprintf("a %s event of schema version %d; this replica reads up to version %d", e.Type, e.SchemaVersion, e.KnownVersion)
+	}
+	p := problem.New(http.StatusServiceUnavailable, "event_schema_unsupported",
+		"the order's history holds "+what+" (written by a newer release): nothing was done; retry shortly, on an upgraded replica")
+	p.Headers = map[string]string{"Retry-After": RetryAfter}
+	return p
 }
 
 // metadata builds the events' metadata from the request: X-Correlation-ID (or a new one, echoed in the
@@ -226,42 +255,4 @@ func (s *server) cancel(c echo.Context) (order.Decision, error) {
 		return nil, err
 	}
 	return func(st order.State) ([]events.Payload, error) { return st.Cancel(p.Reason) }, nil
-}
-
-type eventsPage struct {
-	Events     []events.Envelope `json:"events"`
-	NextCursor *string           `json:"next_cursor"`
-}
-
-// listEvents is the audit trail. The cursor is the last version of the previous page (opaque to clients).
-func (s *server) listEvents(c echo.Context) error {
-	limit := 100
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 500 {
-			return problem.New(http.StatusBadRequest, "invalid_limit", "limit must be a whole number from 1 to 500")
-		}
-		limit = n
-	}
-	var after int64
-	if v := c.QueryParam("cursor"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 {
-			return problem.New(http.StatusBadRequest, "invalid_cursor", "cursor must be a next_cursor value from a previous page")
-		}
-		after = n
-	}
-	page, more, err := s.Commands.Events(c.Request().Context(), c.Param("id"), after, limit)
-	if err != nil {
-		return err
-	}
-	out := eventsPage{Events: page}
-	if more {
-		next := strconv.FormatInt(page[limit-1].Version, 10)
-		out.NextCursor = &next
-	}
-	if out.Events == nil {
-		out.Events = []events.Envelope{}
-	}
-	return c.JSON(http.StatusOK, out)
 }

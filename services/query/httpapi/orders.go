@@ -5,12 +5,12 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/orders-oss/orders/internal/httpserver"
 	"github.com/orders-oss/orders/internal/problem"
 	"github.com/orders-oss/orders/internal/readmodel"
 	"github.com/orders-oss/orders/pkg/api"
@@ -62,13 +62,13 @@ func (s *server) getOrder(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	tag := etag(o.Version)
+	tag := httpserver.ETag(o.Version)
 	h := c.Response().Header()
 	h.Set("ETag", tag)
 	if o.Version < minVersion {
 		h.Set(StaleHeader, "true")
 	}
-	if noneMatch(c.Request().Header.Get("If-None-Match"), tag) {
+	if httpserver.NoneMatch(c.Request().Header.Get("If-None-Match"), tag) {
 		return c.NoContent(http.StatusNotModified)
 	}
 	return c.JSON(http.StatusOK, o)
@@ -96,26 +96,6 @@ func (s *server) waitForVersion(ctx context.Context, id string, want int64, o ap
 		}
 		timer.Reset(min(2*minVersionPoll, max(time.Until(deadline), 0)))
 	}
-}
-
-// etag is the order's version, quoted, as the command API writes it.
-func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
-
-// noneMatch reports whether an If-None-Match header matches tag (weak comparison, RFC 9110 13.1.2):
-// "*" or any listed tag, with or without W/.
-func noneMatch(header, tag string) bool {
-	if header = strings.TrimSpace(header); header == "" {
-		return false
-	}
-	if header == "*" {
-		return true
-	}
-	for _, t := range strings.Split(header, ",") {
-		if strings.TrimPrefix(strings.TrimSpace(t), "W/") == tag {
-			return true
-		}
-	}
-	return false
 }
 
 // listOrders answers GET /orders: a page of orders from the read model, filtered and sorted, with the

@@ -1,4 +1,4 @@
-package httpapi
+package httpserver
 
 import "testing"
 
@@ -17,8 +17,8 @@ func TestNoneMatch(t *testing.T) {
 		{`"33"`, false},
 	}
 	for _, tt := range tests {
-		if got := noneMatch(tt.header, etag(3)); got != tt.want {
-			t.Errorf("noneMatch(%q, %s) = %v, want %v", tt.header, etag(3), got, tt.want)
+		if got := NoneMatch(tt.header, ETag(3)); got != tt.want {
+			t.Errorf("NoneMatch(%q, %s) = %v, want %v", tt.header, ETag(3), got, tt.want)
 		}
 	}
 }

@@ -1,0 +1,144 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/orders-oss/orders/internal/eventstore"
+	"github.com/orders-oss/orders/internal/order"
+	"github.com/orders-oss/orders/pkg/api"
+	"github.com/orders-oss/orders/pkg/events"
+)
+
+// At is the point of an order's history a read wants. The zero At is now. Version > 0 is the order
+// right after its event of that version. A non-zero Time is the order as the system knew it then: up to
+// its last event recorded at or before Time. recorded_at is the store's own clock, set when the event
+// was appended, so a read as of a time gives what a read at that time gave; occurred_at is the
+// command's claim of when the fact happened, and may lag or lead the moment the store knew it.
+type At struct {
+	Version int64
+	Time    time.Time
+}
+
+// ErrNotInHistory: the order exists, but not at the point asked (a time before it was placed, a version
+// beyond its current one). The error wrapping it says what the order has.
+var ErrNotInHistory = errors.New("the order has no such point in its history")
+
+// Order reads an order from the event store, strongly consistent with every command that answered
+// before: now, at a version or as of a time (at). An unknown order fails with an *order.Error of kind
+// NotFound; a point the order had not reached, with ErrNotInHistory; an event this code cannot read (a
+// newer release wrote it), with an *events.UnknownEventError.
+func (s *Service) Order(ctx context.Context, id string, at At) (api.Order, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return api.Order{}, order.ErrNotFound()
+	}
+	if at.Version < 0 || at.Version > 0 && !at.Time.IsZero() {
+		return api.Order{}, fmt.Errorf("read order %s: at %+v: a version of 1 or more, or a time, not both", id, at)
+	}
+	to := at.Version
+	if !at.Time.IsZero() {
+		v, err := s.Store.VersionAt(ctx, id, at.Time)
+		if err != nil {
+			return api.Order{}, err
+		}
+		if v == 0 {
+			return api.Order{}, s.notYet(ctx, id, at.Time)
+		}
+		to = v
+	}
+	st, base, err := s.load(ctx, id, to)
+	if err != nil {
+		return api.Order{}, err
+	}
+	switch {
+	case !st.Exists():
+		return api.Order{}, order.ErrNotFound()
+	case st.Version < to:
+		return api.Order{}, fmt.Errorf("%w: the order is at version %d; it has no version %d", ErrNotInHistory, st.Version, to)
+	case to == 0:
+		s.Snapshots.afterLoad(st, base)
+	}
+	return st.View(), nil
+}
+
+// notYet is the error of a read as of a time before the order's first event: NotFound when the order
+// has no events at all.
+func (s *Service) notYet(ctx context.Context, id string, t time.Time) error {
+	first, err := s.Store.Read(ctx, id, eventstore.Range{Limit: 1})
+	if err != nil {
+		return err
+	}
+	if len(first) == 0 {
+		return order.ErrNotFound()
+	}
+	return fmt.Errorf("%w: the order did not exist yet at %s; its first event was recorded at %s", ErrNotInHistory,
+		t.UTC().Format(time.RFC3339Nano), first[0].RecordedAt.Format(time.RFC3339Nano))
+}
+
+// load folds the order up to version to (0: all its events) from its latest usable snapshot at or below
+// to, and returns the state and the version of the snapshot it started from (0: none). An unusable
+// snapshot is ignored and a fresh one of the same version is taken from the fold. A load that meets an
+// event it cannot decode fails: nothing is ever decided on a state misread.
+func (s *Service) load(ctx context.Context, id string, to int64) (order.State, int64, error) {
+	var st order.State
+	var base int64
+	var stale *eventstore.Snapshot
+	if s.Snapshots != nil {
+		snap, err := s.Store.LatestSnapshot(ctx, id, to)
+		if err != nil {
+			return order.State{}, 0, err
+		}
+		if snap != nil {
+			if got, ok := s.Snapshots.use(snap); ok {
+				st, base = got, snap.Version
+			} else {
+				stale = snap
+			}
+		}
+	}
+	evs, err := s.Store.ReadForFold(ctx, id, base, to)
+	if err != nil {
+		return order.State{}, 0, err
+	}
+	for _, e := range evs {
+		p, err := events.DecodeEnvelope(e)
+		if err != nil {
+			return order.State{}, 0, fmt.Errorf("fold order %s at version %d: %w", id, e.Version, err)
+		}
+		st = order.Evolve(st, e, p)
+		if stale != nil && e.Version == stale.Version {
+			s.Snapshots.offer(st)
+		}
+	}
+	return st, base, nil
+}
+
+// Events returns a page of the order's audit trail, each event as stored (its schema version and data
+// as written, never upcast): the events in r (after a version, up to a version, recorded until a time),
+// at most r.Limit of them, in version order, and whether more follow. An order without any event
+// fails with an *order.Error of kind NotFound; a known order's empty selection is an empty page.
+func (s *Service) Events(ctx context.Context, id string, r eventstore.Range) ([]events.Envelope, bool, error) {
+	limit := r.Limit
+	r.Limit = limit + 1
+	page, err := s.Store.Read(ctx, id, r)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(page) == 0 && r.After == 0 {
+		first, err := s.Store.Read(ctx, id, eventstore.Range{Limit: 1})
+		if err != nil {
+			return nil, false, err
+		}
+		if len(first) == 0 {
+			return nil, false, order.ErrNotFound()
+		}
+	}
+	if len(page) > limit {
+		return page[:limit], true, nil
+	}
+	return page, false, nil
+}

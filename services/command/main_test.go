@@ -1,0 +1,33 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestLoadConfig(t *testing.T) {
+	env := map[string]string{"DATABASE_URL": "postgres://x"}
+	get := func(k string) string { return env[k] }
+	cfg, err := loadConfig(get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.Addr != ":8080" || cfg.SnapshotEvery != 100 || cfg.WriteVersion != 0 || cfg.MaxRetries != 5 {
+		t.Errorf("defaults = %+v, want :8080, snapshots every 100 events, the latest schema versions", cfg)
+	}
+	env["SNAPSHOT_EVERY"], env["EVENTS_WRITE_VERSION"] = "0", "1"
+	if cfg, err := loadConfig(get); err != nil || cfg.SnapshotEvery != 0 || cfg.WriteVersion != 1 {
+		t.Errorf("SNAPSHOT_EVERY=0 EVENTS_WRITE_VERSION=1: %+v, %v", cfg, err)
+	}
+	env["EVENTS_WRITE_VERSION"] = "latest"
+	if cfg, err := loadConfig(get); err != nil || cfg.WriteVersion != 0 {
+		t.Errorf("EVENTS_WRITE_VERSION=latest: %+v, %v", cfg, err)
+	}
+	bad := map[string]string{"SNAPSHOT_EVERY": "-1", "EVENTS_WRITE_VERSION": "3"}
+	_, err = loadConfig(func(k string) string { return bad[k] })
+	for _, want := range []string{"DATABASE_URL", "SNAPSHOT_EVERY", "EVENTS_WRITE_VERSION"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("loadConfig(bad) = %v, want it to name %s", err, want)
+		}
+	}
+}
