@@ -132,7 +132,11 @@ func Tokens(e events.Envelope) []string {
 	case events.PaymentConfirmed:
 		return []string{p.Reference}
 	case events.OrderShipped:
-		return []string{p.TrackingNumber}
+		out := make([]string, len(p.Parcels))
+		for i, parcel := range p.Parcels {
+			out[i] = parcel.TrackingNumber
+		}
+		return out
 	case events.OrderCancelled:
 		return []string{p.Reason}
 	}

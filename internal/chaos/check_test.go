@@ -37,7 +37,7 @@ func (w *world) event(order string, kind Kind, corr, token string) events.Envelo
 	case Pay:
 		p = events.PaymentConfirmed{Amount: 100, Currency: "EUR", Reference: token}
 	case Ship:
-		p = events.OrderShipped{Carrier: "DHL", TrackingNumber: token}
+		p = events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: token}}}
 	case Deliver:
 		p = events.OrderDelivered{}
 	case Cancel:
