@@ -3,7 +3,7 @@
 // record, then the checks of internal/chaos. It writes the figures to a Markdown report
 // (RELIABILITY.md for the full suite) and exits 1 when a promise was broken.
 //
-//	orderschaos [-suite full|short] [-out RELIABILITY.md] [-scenarios NAME,...] [-clients 8] [-rate 60] [-max-faults N]
+//	orderschaos [-suite full|short] [-out RELIABILITY.md] [-scenarios NAME,...] [-clients 8] [-rate 40] [-max-faults N]
 //
 // It reads the stack's variables (ORDERS_LOCAL_DIR, PG_PORT, KAFKA_PORT, OPENSEARCH_PORT,
 // COMMAND_PORT, RELAY_PORT, ..., DATABASE_URL, KAFKA_BROKERS, OPENSEARCH_URL) and ORDERS_TOKEN, and
@@ -55,7 +55,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	out := fs.String("out", "", "write the report here (Markdown); empty: $ORDERS_LOCAL_DIR/chaos/<suite>.md")
 	only := fs.String("scenarios", "", "run only these scenarios of the suite (comma-separated names)")
 	clients := fs.Int("clients", 8, "concurrent workload clients")
-	rate := fs.Float64("rate", 60, "workload commands per second, all clients together")
+	// 40/s stays below the API's per-principal rate limit (RATE_LIMIT_RPS, 50 by default once
+	// authentication is on): the workload is one principal.
+	rate := fs.Float64("rate", 40, "workload commands per second, all clients together")
 	maxFaults := fs.Int("max-faults", 0, "inject each fault at most this many times (0: as the suite says; for trying a scenario out)")
 	as := fs.String("as", "", "the command that ran the suite, for the report (default: this program's command line)")
 	if err := fs.Parse(args); err != nil {

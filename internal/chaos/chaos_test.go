@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +22,8 @@ func TestSendClassifiesOutcomes(t *testing.T) {
 			w.WriteHeader(http.StatusCreated)
 		case "/refused":
 			w.WriteHeader(http.StatusConflict)
+		case "/limited":
+			w.WriteHeader(http.StatusTooManyRequests)
 		case "/broken":
 			w.WriteHeader(http.StatusInternalServerError)
 		case "/slow":
@@ -47,6 +50,7 @@ func TestSendClassifiesOutcomes(t *testing.T) {
 	}{
 		{srv.URL, "/ok", OK},
 		{srv.URL, "/refused", Failed},
+		{srv.URL, "/limited", Failed},
 		{srv.URL, "/broken", Unknown},
 		{srv.URL, "/slow", Unknown},
 		{srv.URL, "/hangup", Unknown},
@@ -200,3 +204,56 @@ func TestReadStackFollowsTheScriptsVariables(t *testing.T) {
 		t.Errorf("defaults: %+v", s)
 	}
 }
+
+func TestWorkloadRetries(t *testing.T) {
+	var keys, bodies []string
+	var corr []string
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		body, _ := io.ReadAll(r.Body)
+		keys, bodies, corr = append(keys, r.Header.Get("Idempotency-Key")), append(bodies, string(body)), append(corr, r.Header.Get("X-Correlation-ID"))
+		switch {
+		case r.URL.Path == "/orders" && calls == 1:
+			w.WriteHeader(http.StatusBadGateway) // unknown: was it placed?
+		case r.URL.Path == "/orders":
+			w.Header().Set("Location", "/orders/o-1")
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte(`{"id":"o-1","version":1,"total":700,"currency":"EUR"}`))
+		case calls == 3:
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusTooManyRequests)
+		case strings.HasSuffix(r.URL.Path, "/payment") && calls == 5:
+			w.WriteHeader(http.StatusServiceUnavailable) // unknown, and not retried: no key
+		default:
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte(`{"id":"o-1","version":2,"total":900}`))
+		}
+	}))
+	defer srv.Close()
+	rec := NewRecorder()
+	w := &Workload{Client: NewClient(srv.URL, nil, time.Second), Rec: rec, Scenario: "s", Clients: 1, Rate: 100}
+	rnd := newRand()
+	o, ok := w.PlaceOrder(context.Background(), rnd)
+	if !ok || o.ID != "o-1" {
+		t.Fatalf("PlaceOrder = %+v, %v; want order o-1", o, ok)
+	}
+	if len(keys) != 2 || keys[0] == "" || keys[0] != keys[1] || bodies[0] != bodies[1] || corr[0] != corr[1] {
+		t.Errorf("the retried placement must repeat its key, body and correlation id: keys %q, correlation %q", keys, corr)
+	}
+	if a := w.On(context.Background(), &o, AddItem, 0, rnd); a.Outcome != OK || o.Total != 900 {
+		t.Errorf("add item after a 429: %s (total %d), want ok (900)", a.Outcome, o.Total)
+	}
+	if a := w.On(context.Background(), &o, Pay, o.Total, rnd); a.Outcome != Unknown {
+		t.Errorf("pay answered 503: %s, want unknown", a.Outcome)
+	}
+	cmds := rec.Commands("s")
+	if len(cmds) != 3 || cmds[0].Attempts != 2 || cmds[0].OrderID != "o-1" || cmds[1].Attempts != 2 || cmds[2].Attempts != 1 {
+		t.Errorf("recorded %+v; want place (2 attempts, order o-1), add item (2 attempts), pay (1 attempt)", cmds)
+	}
+	if calls != 5 {
+		t.Errorf("%d requests, want 5", calls)
+	}
+}
+
+func newRand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }

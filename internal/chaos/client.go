@@ -45,8 +45,8 @@ func Classify(status int, err error) Outcome {
 	switch {
 	case status >= 200 && status < 300:
 		return OK
-	case status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests:
-		return Failed
+	case status >= 400 && status < 500 && status != http.StatusRequestTimeout:
+		return Failed // 429 too: refused before it was handled (the workload sends it again)
 	}
 	return Unknown
 }

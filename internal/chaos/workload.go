@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -126,8 +127,9 @@ func (r *Recorder) Commands(scenario string) []Command {
 // Workload is a number of concurrent clients, each taking orders through realistic journeys: place
 // (with an Idempotency-Key), sometimes add items, then mostly pay, ship and deliver, sometimes cancel,
 // and now and then a command the rules refuse (a definite failure). Every command carries a unique
-// value. A command that was not sent (connection refused) is sent again; a placement whose outcome
-// is unknown is retried with the same key and body; any other unknown outcome stays unknown.
+// value. A command that was not sent (connection refused) or not handled (429, rate limited) is sent
+// again; a placement whose outcome is unknown is retried with the same key and body; any other
+// unknown outcome stays unknown.
 type Workload struct {
 	Client   *Client
 	Rec      *Recorder
@@ -207,7 +209,14 @@ func (w *Workload) Send(ctx context.Context, c *Command, method, path string, bo
 			w.fail(a.Err)
 			break
 		}
-		retry := a.Outcome == Refused && time.Since(start) < 15*time.Second ||
+		// Not sent, or refused before it was handled (rate limited): the same request again.
+		notHandled := a.Outcome == Refused || a.Status == http.StatusTooManyRequests
+		if a.Status == http.StatusTooManyRequests {
+			if s, err := strconv.Atoi(a.Header.Get("Retry-After")); err == nil && s > 0 {
+				backoff = min(time.Duration(s)*time.Second, 5*time.Second)
+			}
+		}
+		retry := notHandled && time.Since(start) < 15*time.Second ||
 			retryUnknown && a.Outcome == Unknown && time.Since(start) < 30*time.Second
 		if !retry || ctx.Err() != nil {
 			break
