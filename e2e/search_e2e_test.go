@@ -16,6 +16,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orders-oss/orders/internal/auth/authtest"
 	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/projection"
@@ -34,10 +35,11 @@ const placeBody = `{"customer": {"id": "cus_%d", "name": "%s", "email": "c%d@exa
  "shipping_address": {"name": "A", "line1": "1 St", "line2": "", "city": "London", "postal_code": "N1", "country": "GB"},
  "currency": "EUR", "items": [{"sku": "BK-001", "name": "Notes on the Engine", "quantity": 2, "unit_price": 1999}]}`
 
-func call(t *testing.T, method, url, body string) api.Order {
+func call(t *testing.T, bearer, method, url, body string) api.Order {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", bearer)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -74,9 +76,13 @@ func TestCommandToSearch(t *testing.T) {
 	prefix := testenv.IndexPrefix(t)
 	alias := prefix + "-orders"
 
-	command := httptest.NewServer(commandapi.New(commandapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5}, Log: quiet, BodyLimit: "64KB", Ready: pool.Ping}))
+	issuer := authtest.New(t)
+	bearer := issuer.Bearer(t, authtest.Staff)
+	command := httptest.NewServer(commandapi.New(commandapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5}, Log: quiet, BodyLimit: "64KB", Ready: pool.Ping,
+		Auth: issuer.Auth}))
 	defer command.Close()
-	query := httptest.NewServer(queryapi.New(queryapi.Config{Search: searchindex.New(osc, alias), Orders: pool, MinVersionWait: 10 * time.Second, Log: quiet, Ready: func(context.Context) error { return nil }}))
+	query := httptest.NewServer(queryapi.New(queryapi.Config{Search: searchindex.New(osc, alias), Orders: pool, MinVersionWait: 10 * time.Second, Log: quiet, Ready: func(context.Context) error { return nil },
+		Auth: issuer.Auth}))
 	defer query.Close()
 
 	producer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RequiredAcks(kgo.AllISRAcks()))
@@ -123,25 +129,27 @@ func TestCommandToSearch(t *testing.T) {
 	names := []string{"Ada Lovelace", "Charles Babbage", "Grace Hopper", "Alan Turing"}
 	want := map[string]api.Order{}
 	for i, name := range names {
-		o := call(t, "POST", command.URL+"/orders", fmt.Sprintf(placeBody, i, name, i))
+		o := call(t, bearer, "POST", command.URL+"/orders", fmt.Sprintf(placeBody, i, name, i))
 		switch i {
 		case 0: // the whole life of an order
-			call(t, "POST", command.URL+"/orders/"+o.ID+"/items", `{"sku": "PN-7", "name": "Pen", "quantity": 1, "unit_price": 250}`)
-			call(t, "POST", command.URL+"/orders/"+o.ID+"/payment", `{"amount": 4248, "currency": "EUR", "reference": "p"}`)
-			call(t, "POST", command.URL+"/orders/"+o.ID+"/shipment", `{"carrier": "DHL", "tracking_number": "JD0001"}`)
-			o = call(t, "POST", command.URL+"/orders/"+o.ID+"/delivery", `{}`)
+			call(t, bearer, "POST", command.URL+"/orders/"+o.ID+"/items", `{"sku": "PN-7", "name": "Pen", "quantity": 1, "unit_price": 250}`)
+			call(t, bearer, "POST", command.URL+"/orders/"+o.ID+"/payment", `{"amount": 4248, "currency": "EUR", "reference": "p"}`)
+			call(t, bearer, "POST", command.URL+"/orders/"+o.ID+"/shipment", `{"carrier": "DHL", "tracking_number": "JD0001"}`)
+			o = call(t, bearer, "POST", command.URL+"/orders/"+o.ID+"/delivery", `{}`)
 		case 1:
-			call(t, "POST", command.URL+"/orders/"+o.ID+"/payment", `{"amount": 3998, "currency": "EUR", "reference": "p"}`)
-			o = call(t, "POST", command.URL+"/orders/"+o.ID+"/cancellation", `{"reason": "changed my mind"}`)
+			call(t, bearer, "POST", command.URL+"/orders/"+o.ID+"/payment", `{"amount": 3998, "currency": "EUR", "reference": "p"}`)
+			o = call(t, bearer, "POST", command.URL+"/orders/"+o.ID+"/cancellation", `{"reason": "changed my mind"}`)
 		case 2:
-			o = call(t, "PUT", command.URL+"/orders/"+o.ID+"/shipping-address", `{"name": "G", "line1": "2 Rd", "line2": "", "city": "Paris", "postal_code": "75001", "country": "FR"}`)
+			o = call(t, bearer, "PUT", command.URL+"/orders/"+o.ID+"/shipping-address", `{"name": "G", "line1": "2 Rd", "line2": "", "city": "Paris", "postal_code": "75001", "country": "FR"}`)
 		}
 		want[o.ID] = o
 	}
 
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		res, err := http.Get(query.URL + "/orders/search?limit=10")
+		req, _ := http.NewRequest("GET", query.URL+"/orders/search?limit=10", nil)
+		req.Header.Set("Authorization", bearer)
+		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +177,7 @@ func TestCommandToSearch(t *testing.T) {
 	// The read API serves each order from the orders table at its final state and version, with the
 	// same JSON as the command API (min_version: read-your-writes).
 	for id, w := range want {
-		res, err := http.Get(fmt.Sprintf("%s/orders/%s?min_version=%d", query.URL, id, w.Version))
+		res, err := get(bearer, fmt.Sprintf("%s/orders/%s?min_version=%d", query.URL, id, w.Version))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +198,7 @@ func TestCommandToSearch(t *testing.T) {
 	}
 	// Full text reaches the tracking number and the customer.
 	for q, wantName := range map[string]string{"JD0001": "Ada Lovelace", "hopper": "Grace Hopper"} {
-		res, err := http.Get(query.URL + "/orders/search?q=" + q)
+		res, err := get(bearer, query.URL+"/orders/search?q="+q)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -203,4 +211,14 @@ func TestCommandToSearch(t *testing.T) {
 			t.Errorf("search %q = %+v, want only %s's order", q, got.Hits, wantName)
 		}
 	}
+}
+
+// get sends an authenticated GET.
+func get(bearer, url string) (*http.Response, error) {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", bearer)
+	return http.DefaultClient.Do(req)
 }

@@ -501,9 +501,14 @@ func TestSecretsAreReferencedNotWritten(t *testing.T) {
 					}
 				}
 				if e := envVar(c, "DATABASE_URL"); e != nil {
+					// Each service logs in as its own role; only the migration and ordersctl as the owner.
+					want := "orders-pg-app"
+					if w.kind != "Job" {
+						want = serviceDBSecret[w.name]
+					}
 					ref := secretRef(e)
-					if ref == nil || ref.Name != "orders-pg-app" || ref.Key != "uri" {
-						t.Errorf("%s: %s %s: DATABASE_URL must come from CloudNativePG's Secret orders-pg-app, key uri", dir, w.kind, w.name)
+					if ref == nil || ref.Name != want || ref.Key != "uri" {
+						t.Errorf("%s: %s %s: DATABASE_URL must come from the Secret %s, key uri", dir, w.kind, w.name, want)
 					}
 				}
 				if e := envVar(c, "OPENSEARCH_URL"); e != nil && secretRef(e) == nil {
@@ -515,6 +520,42 @@ func TestSecretsAreReferencedNotWritten(t *testing.T) {
 						one[*corev1.ConfigMap](t, objs, from.ConfigMapRef.Name)
 					}
 				}
+			}
+		}
+	}
+}
+
+// serviceDBSecret is the Secret of each service's Postgres role (data/postgres.yaml declares the roles
+// with these Secrets' passwords).
+var serviceDBSecret = map[string]string{"command": "orders-db-command", "outbox-relay": "orders-db-relay",
+	"projector-orders": "orders-db-projector", "query": "orders-db-query"}
+
+// Every service role is a managed role of the Cluster with its service's Secret, and the owner is a
+// member of each (the migration then grants their rights).
+func TestServiceRolesAreManaged(t *testing.T) {
+	for _, ov := range overlays {
+		objs := render(t, ov.dir)
+		c := one[*cnpgCluster](t, objs, "orders-pg")
+		if c.Spec.Managed == nil {
+			t.Fatalf("%s: the Cluster declares no managed roles", ov.dir)
+		}
+		secrets := map[string]string{}
+		var ownerIn []string
+		for _, r := range c.Spec.Managed.Roles {
+			if r.PasswordSecret != nil {
+				secrets[r.Name] = r.PasswordSecret.Name
+			}
+			if r.Name == c.Spec.Bootstrap.InitDB.Owner {
+				ownerIn = r.InRoles
+			}
+		}
+		for svc, secret := range serviceDBSecret {
+			role := map[string]string{"command": "orders_command", "outbox-relay": "orders_relay", "projector-orders": "orders_projector", "query": "orders_query"}[svc]
+			if secrets[role] != secret {
+				t.Errorf("%s: role %s takes its password from %q, want %s (what %s logs in with)", ov.dir, role, secrets[role], secret, svc)
+			}
+			if !slices.Contains(ownerIn, role) {
+				t.Errorf("%s: the owner is not a member of %s", ov.dir, role)
 			}
 		}
 	}

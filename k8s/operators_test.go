@@ -36,6 +36,17 @@ type cnpgCluster struct {
 		PostgreSQL struct {
 			Parameters map[string]string `json:"parameters,omitempty"`
 		} `json:"postgresql"`
+		Managed *struct {
+			Roles []struct {
+				Name           string   `json:"name"`
+				Ensure         string   `json:"ensure,omitempty"`
+				Login          bool     `json:"login,omitempty"`
+				InRoles        []string `json:"inRoles,omitempty"`
+				PasswordSecret *struct {
+					Name string `json:"name"`
+				} `json:"passwordSecret,omitempty"`
+			} `json:"roles"`
+		} `json:"managed,omitempty"`
 		Storage    cnpgStorage                  `json:"storage"`
 		WalStorage *cnpgStorage                 `json:"walStorage,omitempty"`
 		Resources  *corev1.ResourceRequirements `json:"resources,omitempty"`

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/loadgen"
@@ -68,9 +69,9 @@ func benchHistory(ctx context.Context, cfg historyConfig, stdout io.Writer) erro
 	snapCtx, stopSnapshots := context.WithCancel(ctx)
 	defer stopSnapshots()
 	go snap.Snapshots.Run(snapCtx)
-	withSnaps := httptest.NewServer(httpapi.New(httpapi.Config{Commands: snap, Log: quiet, BodyLimit: "256KB", Ready: pool.Ping}))
+	withSnaps := httptest.NewServer(httpapi.New(httpapi.Config{Commands: snap, Log: quiet, BodyLimit: "256KB", Ready: pool.Ping, Auth: benchIssuer.Auth}))
 	defer withSnaps.Close()
-	without := httptest.NewServer(httpapi.New(httpapi.Config{Commands: plain, Log: quiet, BodyLimit: "256KB", Ready: pool.Ping}))
+	without := httptest.NewServer(httpapi.New(httpapi.Config{Commands: plain, Log: quiet, BodyLimit: "256KB", Ready: pool.Ping, Auth: benchIssuer.Auth}))
 	defer without.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 
@@ -238,11 +239,14 @@ func summary(lat []time.Duration) string {
 	return fmt.Sprintf("%5d calls, p50 %s, p99 %s", len(lat), ms(loadgen.Percentile(lat, .5)), ms(loadgen.Percentile(lat, .99)))
 }
 
+// benchPrincipal is who builds the benchmark's orders through the service.
+var benchPrincipal = auth.Principal{Subject: "bench", Role: auth.Staff}
+
 var benchCustomer = events.Customer{ID: "cus_1042", Name: "Ada Lovelace", Email: "ada@example.com"}
 var benchAddress = events.Address{Name: "Ada Lovelace", Line1: "12 Analytical St", City: "London", PostalCode: "NW1 6XE", Country: "GB"}
 
 func place(ctx context.Context, svc *command.Service) (string, error) {
-	out, err := svc.Place(ctx, events.Metadata{Actor: "bench"}, order.PlaceOrder{Customer: benchCustomer, ShippingAddress: benchAddress,
+	out, err := svc.Place(ctx, benchPrincipal, events.Metadata{Actor: "bench"}, order.PlaceOrder{Customer: benchCustomer, ShippingAddress: benchAddress,
 		Currency: "EUR", Items: []events.LineItem{{SKU: "BK-001", Name: "Notes on the Engine", Quantity: 2, UnitPrice: 1999}}}, nil)
 	return out.Order.ID, err
 }
@@ -272,7 +276,7 @@ func buildLongOrder(ctx context.Context, svc *command.Service, n int) (string, e
 		default:
 			decide = func(st order.State) ([]events.Payload, error) { return st.RemoveItem(sku) }
 		}
-		if _, err := svc.Execute(ctx, id, 0, md, decide); err != nil {
+		if _, err := svc.Execute(ctx, benchPrincipal, id, 0, md, auth.ChangeOrder, decide, nil); err != nil {
 			return "", fmt.Errorf("build order %s at version %d: %w", id, v, err)
 		}
 	}
@@ -301,6 +305,7 @@ func waitForSnapshot(ctx context.Context, store *eventstore.Store, ids []string,
 
 func getOrder(ctx context.Context, client *http.Client, url string) error {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req.Header.Set("Authorization", tokenFor(0))
 	res, err := client.Do(req)
 	if err != nil {
 		return err
@@ -317,6 +322,7 @@ func readdress(ctx context.Context, client *http.Client, base, id string, seq in
 	body := fmt.Sprintf(`{"name": "Ada Lovelace", "line1": "%d Analytical St", "line2": "", "city": "London", "postal_code": "NW1 6XE", "country": "GB"}`, seq)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, base+"/orders/"+id+"/shipping-address", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", tokenFor(0))
 	res, err := client.Do(req)
 	if err != nil {
 		return err

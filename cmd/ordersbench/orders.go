@@ -243,10 +243,10 @@ func ordersFreshness(ctx context.Context, cfg searchConfig, topic string, stamp 
 	go func() { _ = loop.Run(rctx) }()
 	time.Sleep(2 * time.Second) // let the consumer join its group
 
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5}, Log: quiet, BodyLimit: "256KB", Ready: pool.Ping}))
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5}, Log: quiet, BodyLimit: "256KB", Ready: pool.Ping, Auth: benchIssuer.Auth}))
 	defer srv.Close()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	res := loadgen.Run(ctx, 8, cfg.Load, func(ctx context.Context, _, _ int) error { return postOrder(ctx, hc, srv.URL) })
+	res := loadgen.Run(ctx, 8, cfg.Load, func(ctx context.Context, w, _ int) error { return postOrder(ctx, hc, srv.URL, tokenFor(w)) })
 	if res.Errors > 0 {
 		return "", fmt.Errorf("freshness load: %d errors, first %v", res.Errors, res.FirstErr)
 	}

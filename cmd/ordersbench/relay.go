@@ -214,7 +214,7 @@ func claimOnly(ctx context.Context, pool *pgxpool.Pool, batch int) (int, error) 
 // every second, and reads commit-to-ack percentiles from the relay's histogram.
 func sustained(ctx context.Context, pool *pgxpool.Pool, r *relay.Relay, d time.Duration, stdout io.Writer) (string, error) {
 	api := httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		BodyLimit: "256KB", Ready: pool.Ping}))
+		BodyLimit: "256KB", Ready: pool.Ping, Auth: benchIssuer.Auth}))
 	defer api.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	before := histogram(r)
@@ -240,7 +240,7 @@ func sustained(ctx context.Context, pool *pgxpool.Pool, r *relay.Relay, d time.D
 			}
 		}
 	}()
-	res := loadgen.Run(ctx, 8, d, func(ctx context.Context, _, _ int) error { return postOrder(ctx, client, api.URL) })
+	res := loadgen.Run(ctx, 8, d, func(ctx context.Context, w, _ int) error { return postOrder(ctx, client, api.URL, tokenFor(w)) })
 	stopSampling()
 	<-sampled
 	// Let the relay finish what was committed, then stop it.

@@ -28,16 +28,19 @@ service's snapshots, and migrates the database.
   ordersctl projector rebuild orders|search [--in-place] [--backfill] [--catch-up-lag N]
   ordersctl projector replay orders|search ORDER_ID
   ordersctl verify orders|search [--max-report N] [--output text|json]
+  ordersctl verify events [--order ID] [--output text|json]
   ordersctl snapshots verify [--max-report N] [--output text|json]
   ordersctl snapshots drop [--order ID]
   ordersctl migrate
+  ordersctl token --sub SUBJECT --role customer|staff|admin [--customer-id ID] [--ttl DURATION]
   ordersctl version [--output text|json]
   ordersctl completion bash|zsh|fish
 
 Configuration (environment): DATABASE_URL, KAFKA_BROKERS, OPENSEARCH_URL, EVENTS_TOPIC (default
 orders.events), SEARCH_INDEX_ALIAS (default orders), PROJECTOR_ORDERS_URL (default
 http://127.0.0.1:8083), PROJECTOR_SEARCH_URL (default http://127.0.0.1:8084), PROJECTOR_ORDERS_GROUP
-(default projector-orders), PROJECTOR_SEARCH_GROUP (default projector-search).
+(default projector-orders), PROJECTOR_SEARCH_GROUP (default projector-search), ORDERS_TOKEN (an admin's
+bearer token for projector replay), AUTH_MODE and AUTH_DEV_DIR (token, in development mode).
 
 Progress goes to stderr, results to stdout. Exit codes: 0 done, 1 failed or found a problem, 2 wrong
 usage.`
@@ -124,7 +127,7 @@ func (c *cli) rootCmd() *cobra.Command {
 	events.AddCommand(c.republishCmd())
 	projector := groupCmd("projector", "Watch, rebuild and replay the projectors' read models")
 	projector.AddCommand(c.statusCmd(), c.rebuildCmd(), c.replayCmd())
-	root.AddCommand(events, projector, c.verifyCmd(), c.snapshotsCmd(), c.migrateCmd(), c.versionCmd(), c.completionCmd(root))
+	root.AddCommand(events, projector, c.verifyCmd(), c.snapshotsCmd(), c.migrateCmd(), c.tokenCmd(), c.versionCmd(), c.completionCmd(root))
 	return root
 }
 
@@ -172,11 +175,21 @@ func flagError(_ *cobra.Command, err error) error {
 	return &usageError{msg: msg}
 }
 
+// runsItself annotates a command that both runs (with arguments) and holds commands.
+const runsItself = "runs-itself"
+
 // usage prints a command's usage: for a command that holds others, its subcommands; for one that
 // runs, Go's own style of usage line ("usage: ordersctl verify orders|search [flags]"), then flags.
 func usage(cmd *cobra.Command) error {
 	var b strings.Builder
-	if cmd.HasAvailableSubCommands() {
+	if cmd.HasAvailableSubCommands() && cmd.Annotations[runsItself] != "" { // verify: runs, and has commands too
+		fmt.Fprintf(&b, "usage: %s\n       %s [command]\n\nAvailable Commands:\n", cmd.UseLine(), cmd.CommandPath())
+		for _, sub := range cmd.Commands() {
+			if sub.IsAvailableCommand() {
+				fmt.Fprintf(&b, "  %-*s %s\n", sub.NamePadding(), sub.Name(), sub.Short)
+			}
+		}
+	} else if cmd.HasAvailableSubCommands() {
 		fmt.Fprintf(&b, "Usage:\n  %s [command]\n\nAvailable Commands:\n", cmd.CommandPath())
 		for _, sub := range cmd.Commands() {
 			if sub.IsAvailableCommand() || sub.Name() == "help" {

@@ -136,7 +136,8 @@ func (c *cli) replayCmd() *cobra.Command {
 event, or the missing event republished with ordersctl events republish); the order flows again when
 they all apply, otherwise it says why and the order stays parked. It calls the projector's
 POST /parked/{order}/replay: orders at PROJECTOR_ORDERS_URL (default http://127.0.0.1:8083), search at
-PROJECTOR_SEARCH_URL (default http://127.0.0.1:8084).`,
+PROJECTOR_SEARCH_URL (default http://127.0.0.1:8084). The endpoint needs an admin's bearer token:
+ORDERS_TOKEN, or with AUTH_MODE=dev one that ordersctl signs with the local dev key.`,
 		Args:              targetArgs(2),
 		ValidArgsFunction: completeTarget,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -148,9 +149,13 @@ PROJECTOR_SEARCH_URL (default http://127.0.0.1:8084).`,
 			if err := r.Err(); err != nil {
 				return err
 			}
+			token, err := c.operatorToken()
+			if err != nil {
+				return err
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
-			answer, err := rebuild.ReplayParked(ctx, nil, base, args[1])
+			answer, err := rebuild.ReplayParked(ctx, nil, base, token, args[1])
 			if err != nil {
 				return fmt.Errorf("%s projector: %w", args[0], err)
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/opensearch-project/opensearch-go/v2/opensearchapi"
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/order"
@@ -64,16 +65,16 @@ func TestCommandLineMigrateRepublishRebuildVerifyStatus(t *testing.T) {
 	}
 	svc := &command.Service{Store: eventstore.New(pool), MaxRetries: 5}
 	for i := range 30 {
-		o, err := svc.Place(ctx, events.Metadata{Actor: "test"}, order.PlaceOrder{
+		o, err := svc.Place(ctx, testActor, events.Metadata{Actor: "test"}, order.PlaceOrder{
 			Customer:        events.Customer{ID: "cus", Name: fmt.Sprintf("Customer %d", i), Email: "c@example.com"},
 			ShippingAddress: events.Address{Name: "A", Line1: "1 St", City: "London", PostalCode: "N1", Country: "GB"},
 			Currency:        "EUR", Items: []events.LineItem{{SKU: "BK-1", Name: "Notes", Quantity: 1, UnitPrice: 1999}}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := svc.Execute(ctx, o.Order.ID, 0, events.Metadata{}, func(st order.State) ([]events.Payload, error) {
+		if _, err := svc.Execute(ctx, testActor, o.Order.ID, 0, events.Metadata{}, auth.ChangeOrder, func(st order.State) ([]events.Payload, error) {
 			return st.ConfirmPayment(1999, "EUR", "p")
-		}); err != nil {
+		}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -147,3 +148,6 @@ func TestCommandLineMigrateRepublishRebuildVerifyStatus(t *testing.T) {
 		t.Errorf("status after the rebuilds = %v, %s", err, out)
 	}
 }
+
+// testActor is the principal the test's commands run as.
+var testActor = auth.Principal{Subject: "test", Role: auth.Staff}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/order"
@@ -44,7 +45,7 @@ func TestSnapshotsVerifyAndDrop(t *testing.T) {
 	go func() { defer close(done); svc.Snapshots.Run(runCtx) }()
 	var ids []string
 	for range 2 {
-		placed, err := svc.Place(ctx, events.Metadata{Actor: "test"}, order.PlaceOrder{
+		placed, err := svc.Place(ctx, testActor, events.Metadata{Actor: "test"}, order.PlaceOrder{
 			Customer:        events.Customer{ID: "c", Name: "Ada", Email: "ada@example.com"},
 			ShippingAddress: events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"}, Currency: "EUR",
 			Items: []events.LineItem{{SKU: "A", Name: "a", Quantity: 1, UnitPrice: 10}}}, nil)
@@ -53,9 +54,9 @@ func TestSnapshotsVerifyAndDrop(t *testing.T) {
 		}
 		for i := range 11 {
 			a := events.Address{Name: "Ada", Line1: strings.Repeat("x", i+1), City: "Paris", PostalCode: "75001", Country: "FR"}
-			if _, err := svc.Execute(ctx, placed.Order.ID, 0, events.Metadata{Actor: "test"}, func(st order.State) ([]events.Payload, error) {
+			if _, err := svc.Execute(ctx, testActor, placed.Order.ID, 0, events.Metadata{Actor: "test"}, auth.ChangeOrder, func(st order.State) ([]events.Payload, error) {
 				return st.ChangeShippingAddress(a)
-			}); err != nil {
+			}, nil); err != nil {
 				t.Fatal(err)
 			}
 		}

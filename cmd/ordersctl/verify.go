@@ -20,7 +20,7 @@ func (c *cli) verifyCmd() *cobra.Command {
 	var out *format
 	cmd := &cobra.Command{
 		Use:   "verify orders|search [flags]",
-		Short: "Compare a read model with the orders folded from the event store",
+		Short: "Compare a read model with the event store, or check the event store's hash chains (verify events)",
 		Long: `Folds every order from the event store with the domain's own evolve and compares it with a read
 model: orders, the live generation of the Postgres tables (orders_read.orders); search, the index
 behind SEARCH_INDEX_ALIAS (default orders). Prints each order that is missing, extra, at another
@@ -29,6 +29,7 @@ version or with other fields (both JSON shapes side by side), and exits 1 if any
 Reads DATABASE_URL, and OPENSEARCH_URL and SEARCH_INDEX_ALIAS for search.`,
 		Args:              targetArgs(1),
 		ValidArgsFunction: completeTarget,
+		Annotations:       map[string]string{runsItself: "true"},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if maxReport < 0 {
 				return usageErrorf("--max-report must not be negative, got %d", maxReport)
@@ -71,6 +72,7 @@ Reads DATABASE_URL, and OPENSEARCH_URL and SEARCH_INDEX_ALIAS for search.`,
 	}
 	cmd.Flags().IntVar(&maxReport, "max-report", 50, "show at most this many differences")
 	out = addOutputFlag(cmd)
+	cmd.AddCommand(c.verifyEventsCmd())
 	return cmd
 }
 

@@ -3,10 +3,16 @@
 #
 #   services.sh start | stop | status | logs | endpoints
 #
-# Each service gets the stack's configuration (DATABASE_URL, KAFKA_BROKERS, OPENSEARCH_URL) and its own
-# HTTP_ADDR; logs go to .local/services/<name>.log. A service whose binary does not exist yet is listed as
-# "not built". Ports (environment, defaults in brackets): COMMAND_PORT [8080], QUERY_PORT [8081],
-# RELAY_PORT [8082], PROJECTOR_ORDERS_PORT [8083], PROJECTOR_SEARCH_PORT [8084].
+# start first migrates the database as its owner (bin/ordersctl migrate; log .local/services/migrate.log).
+# Each service gets the stack's configuration (KAFKA_BROKERS, OPENSEARCH_URL), its own HTTP_ADDR, and a
+# DATABASE_URL that logs in as its own role (command: orders_command, outbox-relay: orders_relay,
+# projector-orders: orders_projector, query: orders_query; deploy/local/stack.sh db-url), and runs with
+# AUTH_MODE=dev: the services trust the development signing key under .local/auth (made on first use),
+# and `bin/ordersctl token` signs tokens with it. Logs go to .local/services/<name>.log. A service whose
+# binary does not exist yet is listed as "not built". Ports (environment, defaults in brackets):
+# COMMAND_PORT [8080], QUERY_PORT [8081], RELAY_PORT [8082], PROJECTOR_ORDERS_PORT [8083],
+# PROJECTOR_SEARCH_PORT [8084]. Consumer groups: PROJECTOR_ORDERS_GROUP [projector-orders],
+# PROJECTOR_SEARCH_GROUP [projector-search].
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -43,7 +49,20 @@ start_one() {
   if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
     die "port $port (for $name) is already in use by another program. Stop it, or choose another port (see deploy/local/services.sh)"
   fi
-  HTTP_ADDR="127.0.0.1:$port" nohup "$BIN/$name" >>"$log" 2>&1 </dev/null &
+  local db_role=""
+  case $name in
+    command) db_role=orders_command ;;
+    outbox-relay) db_role=orders_relay ;;
+    projector-orders) db_role=orders_projector ;;
+    query) db_role=orders_query ;;
+  esac
+  local extra=()
+  [ -n "$db_role" ] && extra+=("DATABASE_URL=$("$here/stack.sh" db-url "$db_role")")
+  case $name in
+    projector-orders) extra+=("PROJECTOR_GROUP=${PROJECTOR_ORDERS_GROUP:-projector-orders}") ;;
+    projector-search) extra+=("PROJECTOR_GROUP=${PROJECTOR_SEARCH_GROUP:-projector-search}") ;;
+  esac
+  env HTTP_ADDR="127.0.0.1:$port" "${extra[@]}" nohup "$BIN/$name" >>"$log" 2>&1 </dev/null &
   echo $! >"$(pidfile "$name")"
   sha256sum <"$BIN/$name" >"$DIR/$name.sha"
   local deadline=$((SECONDS + STACK_TIMEOUT))
@@ -68,9 +87,15 @@ stop_one() {
 }
 
 mkdir -p "$DIR"
-eval "$("$here/stack.sh" env)" # DATABASE_URL, KAFKA_BROKERS, OPENSEARCH_URL for every service
+eval "$("$here/stack.sh" env)" # DATABASE_URL (the owner's, for ordersctl migrate), AUTH_*, KAFKA_BROKERS, OPENSEARCH_URL
 case "${1:-}" in
-  start) for s in "${SERVICES[@]}"; do start_one "${s%%:*}" "${s##*:}"; done ;;
+  start)
+    # The services may not change the schema: the owner migrates first (idempotent, and safe beside
+    # running services).
+    if [ -x "$BIN/ordersctl" ]; then
+      "$BIN/ordersctl" migrate >>"$DIR/migrate.log" 2>&1 || { say "services: ordersctl migrate failed. Last lines of $DIR/migrate.log:"; tail -n 20 "$DIR/migrate.log" >&2; exit 1; }
+    fi
+    for s in "${SERVICES[@]}"; do start_one "${s%%:*}" "${s##*:}"; done ;;
   stop) # all at once: each one drains for HTTP_DRAIN_DELAY after SIGTERM
     for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do s=${SERVICES[$i]}; stop_one "${s%%:*}" & done
     wait ;;
@@ -84,5 +109,5 @@ case "${1:-}" in
   logs) for s in "${SERVICES[@]}"; do n=${s%%:*}; [ -f "$DIR/$n.log" ] || continue; echo "==> $n: $DIR/$n.log"; tail -n "${LINES_PER_LOG:-30}" "$DIR/$n.log"; done ;;
   endpoints)
     for s in "${SERVICES[@]}"; do n=${s%%:*}; running "$n" && echo "# $n: http://127.0.0.1:${s##*:}"; done; true ;;
-  *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

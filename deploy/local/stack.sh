@@ -8,6 +8,9 @@
 #   stack.sh status             one line per server
 #   stack.sh logs  [NAME]       the tail of each server's log
 #   stack.sh env                the configuration as `export NAME=value` lines
+#   stack.sh db-url ROLE        the Postgres URL of a service's login role (orders_command, orders_relay,
+#                               orders_projector, orders_query), with its local password
+#   stack.sh roles              create or update the owner and the services' login roles (start does it)
 #   stack.sh is-up              exit 0 when all three servers answer
 #
 # Names: postgres kafka opensearch. Settings (environment, defaults in brackets):
@@ -15,6 +18,12 @@
 #   PG_PORT [5432]  KAFKA_PORT [9092]  KAFKA_CONTROLLER_PORT [9093]  OPENSEARCH_PORT [9200]
 #   OPENSEARCH_HEAP [512m]  KAFKA_HEAP [512m]  STACK_TIMEOUT [120] seconds to wait for readiness
 #   STACK_USER [orders-stack] the unprivileged user that runs OpenSearch (and owns its files) when run as root
+#   PG_DATABASE [orders]  the database (one stack can hold several, e.g. a second work tree's)
+#
+# Postgres roles: `orders` owns the database and runs the migrations and ordersctl (it has CREATEROLE so
+# the migrations may create the service roles, and pg_signal_backend for the tests); each service logs in
+# as its own role (orders_command, orders_relay, orders_projector, orders_query) with a random password
+# made once and kept in .local/pg/service-roles.env (mode 600). docs/security.md says what each may do.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -38,7 +47,10 @@ PG_BIN=/usr/lib/postgresql/$PG_VERSION/bin
 JAVA_HOME_17=${ORDERS_JAVA_HOME:-/usr/lib/jvm/java-17-openjdk-amd64}
 ALL=(postgres kafka opensearch)
 
-DATABASE_URL="postgres://orders:orders@127.0.0.1:$PG_PORT/orders?sslmode=disable"
+PG_DATABASE=${PG_DATABASE:-orders}
+DATABASE_URL="postgres://orders:orders@127.0.0.1:$PG_PORT/$PG_DATABASE?sslmode=disable"
+SERVICE_ROLES=(orders_command orders_relay orders_projector orders_query)
+ROLES_ENV=$LOCAL/pg/service-roles.env
 KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 OPENSEARCH_URL="http://127.0.0.1:$OPENSEARCH_PORT"
 
@@ -190,14 +202,48 @@ EOF
   as "$u" "$PG_BIN/pg_ctl" -D "$data" -l "$log" -o "-p $PG_PORT" -w -t "$STACK_TIMEOUT" start >/dev/null ||
     { tail -n 40 "$log" >&2; die "postgres did not start"; }
   head -1 "$data/postmaster.pid" >"$(pidfile postgres)"
-  as "$u" "$PG_BIN/psql" -h "$sock" -p "$PG_PORT" -U postgres -qAt -v ON_ERROR_STOP=1 >/dev/null <<'EOF'
-SELECT 'CREATE ROLE orders LOGIN CREATEDB PASSWORD ''orders''' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'orders')\gexec
-SELECT 'CREATE DATABASE orders OWNER orders' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'orders')\gexec
+  cmd_roles # before the probe: it logs in as the owner, which a new cluster does not have yet
+  wait_ready postgres postgres "$DATABASE_URL" "$log"
+}
+
+# service_password ROLE: the role's local password, made once (random) and kept in ROLES_ENV.
+service_password() {
+  local role=$1 var
+  var=$(echo "$role" | tr '[:lower:]' '[:upper:]')_PASSWORD
+  if ! grep -qs "^$var=" "$ROLES_ENV"; then
+    mkdir -p "$(dirname "$ROLES_ENV")"
+    (umask 077; echo "$var=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')" >>"$ROLES_ENV")
+  fi
+  sed -n "s/^$var=//p" "$ROLES_ENV" | head -1
+}
+
+# cmd_roles: the owner role orders (CREATEROLE for the migrations, pg_signal_backend for the tests), the
+# database, and the services' login roles with their local passwords. Idempotent.
+cmd_roles() {
+  local sock=$LOCAL/pg/sock args=() r
+  for r in "${SERVICE_ROLES[@]}"; do args+=(-v "pw_$r=$(service_password "$r")"); done
+  as "$(pg_user)" "$PG_BIN/psql" -h "$sock" -p "$PG_PORT" -U postgres -qAt -v ON_ERROR_STOP=1 -v db="$PG_DATABASE" "${args[@]}" >/dev/null <<'EOF'
+SELECT 'CREATE ROLE orders LOGIN CREATEDB CREATEROLE PASSWORD ''orders''' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'orders')\gexec
+-- The migrations create the service roles (where missing) and their grants: the owner needs CREATEROLE.
+ALTER ROLE orders CREATEROLE;
+SELECT format('CREATE DATABASE %I OWNER orders', :'db') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db')\gexec
 -- Tests drop their databases WITH (FORCE), which must end every session in them, an autovacuum
 -- worker's too: pg_signal_backend lets a non-superuser do that (never a superuser's session).
 GRANT pg_signal_backend TO orders;
+SELECT format('CREATE ROLE %I', r) FROM unnest(ARRAY['orders_command', 'orders_relay', 'orders_projector', 'orders_query']) AS r
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r)\gexec
+ALTER ROLE orders_command LOGIN PASSWORD :'pw_orders_command';
+ALTER ROLE orders_relay LOGIN PASSWORD :'pw_orders_relay';
+ALTER ROLE orders_projector LOGIN PASSWORD :'pw_orders_projector';
+ALTER ROLE orders_query LOGIN PASSWORD :'pw_orders_query';
 EOF
-  wait_ready postgres postgres "$DATABASE_URL" "$log"
+}
+
+# cmd_db_url ROLE: the URL a service logs in with.
+cmd_db_url() {
+  local role=${1:-}
+  case " ${SERVICE_ROLES[*]} " in *" $role "*) ;; *) die "db-url: want one of ${SERVICE_ROLES[*]}";; esac
+  echo "postgres://$role:$(service_password "$role")@127.0.0.1:$PG_PORT/$PG_DATABASE?sslmode=disable"
 }
 
 stop_postgres() {
@@ -320,6 +366,8 @@ cmd_start() {
     "start_$n"
     say "stack: $n ready in $((SECONDS - t0))s"
   done
+  # The roles, also on a cluster that was already running, started by an older release (idempotent).
+  case " $(names "$@") " in *" postgres "*) cmd_roles ;; esac
 }
 
 cmd_stop() {
@@ -345,6 +393,7 @@ cmd_logs() {
 
 cmd_env() {
   echo "export DATABASE_URL='$DATABASE_URL'"
+  echo "export AUTH_MODE=dev AUTH_DEV_DIR='$LOCAL/auth'"
   echo "export KAFKA_BROKERS='$KAFKA_BROKERS'"
   echo "export OPENSEARCH_URL='$OPENSEARCH_URL'"
 }
@@ -363,6 +412,8 @@ case "${1:-}" in
   status) cmd_status ;;
   logs) shift; cmd_logs "$@" ;;
   env) cmd_env ;;
+  db-url) shift; cmd_db_url "$@" ;;
+  roles) cmd_roles ;;
   is-up) cmd_is_up ;;
-  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

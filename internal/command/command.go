@@ -4,9 +4,10 @@
 // (internal/eventstore, which owns the optimistic concurrency check and the conflict retry), and answer
 // with the state folded after them; snapshots are taken afterwards, off the request path
 // (snapshots.go). It also reads orders from the event store, now or at a point of their history, and
-// their audit trail (history.go). Idempotent requests are recognised here. The HTTP layer
-// (services/command/httpapi) only parses requests, calls a Service and maps its errors to answers; the
-// benchmarks and tests drive a Service the same way.
+// their audit trail (history.go). Idempotent requests are recognised here, per principal, and who may do
+// what to which order is decided here too (Authorize): every entry point takes the authenticated
+// principal. The HTTP layer (services/command/httpapi) only parses requests, calls a Service and maps
+// its errors to answers; the benchmarks and tests drive a Service the same way.
 package command
 
 import (
@@ -14,10 +15,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/pkg/api"
@@ -32,7 +35,7 @@ type Store interface {
 	VersionAt(ctx context.Context, streamID string, t time.Time) (int64, error)
 	LatestSnapshot(ctx context.Context, streamID string, atOrBelow int64) (*eventstore.Snapshot, error)
 	UpdateWith(ctx context.Context, streamID string, retries int, attempt eventstore.Attempt) ([]events.Envelope, error)
-	Idempotency(ctx context.Context, key string) (*eventstore.IdempotencyRecord, error)
+	Idempotency(ctx context.Context, scope, key string) (*eventstore.IdempotencyRecord, error)
 }
 
 var (
@@ -41,7 +44,25 @@ var (
 	ErrStaleVersion = errors.New("the order is not at the pinned version")
 	// ErrKeyReused: the idempotency key was used before with a different request; nothing was appended.
 	ErrKeyReused = errors.New("the idempotency key was used with a different request")
+	// ErrForbidden: the principal may not do this at all (its role), or not for that customer; nothing
+	// was read or appended. An order the principal may not see is not found instead (Authorize).
+	ErrForbidden = errors.New("forbidden")
 )
+
+// Authorize is the one rule of which orders a principal may see and act on: its own customer's for a
+// customer, every order for staff and admin. An order the principal may not see does not exist for it
+// (order.ErrNotFound), so nothing leaks about other customers' orders. Every read or command that
+// loads an order calls it with the folded state.
+func Authorize(p auth.Principal, st order.State) error {
+	if !st.Exists() || !p.Sees(st.Customer.ID) {
+		return order.ErrNotFound()
+	}
+	return nil
+}
+
+func forbidden(p auth.Principal, what string) error {
+	return fmt.Errorf("%w: the role %s may not %s", ErrForbidden, p.Role, what)
+}
 
 // Service runs commands.
 type Service struct {
@@ -57,6 +78,9 @@ type Service struct {
 	// Snapshots, when set, is where loads start from and who takes new snapshots; nil folds every load
 	// from the order's first event (SNAPSHOT_EVERY=0).
 	Snapshots *Snapshots
+	// IdempotencyTTL is how long an idempotency key is remembered (IDEMPOTENCY_TTL;
+	// eventstore.DefaultIdempotencyTTL when 0).
+	IdempotencyTTL time.Duration
 }
 
 // Idempotency identifies a request that may be retried: Key is the client's Idempotency-Key and
@@ -76,11 +100,18 @@ type Outcome struct {
 	Replayed bool
 }
 
-// Place decides a new order and stores it. With idem, a retry of the same request answers the first
-// outcome (Replayed) and appends nothing; the key with another request fails with ErrKeyReused.
-func (s *Service) Place(ctx context.Context, md events.Metadata, cmd order.PlaceOrder, idem *Idempotency) (Outcome, error) {
+// Place decides a new order and stores it. A customer places orders only for its own customer id
+// (ErrForbidden otherwise). With idem, a retry of the same request by the same principal answers the
+// first outcome (Replayed) and appends nothing; the key with another request fails with ErrKeyReused.
+func (s *Service) Place(ctx context.Context, p auth.Principal, md events.Metadata, cmd order.PlaceOrder, idem *Idempotency) (Outcome, error) {
+	if !p.Can(auth.PlaceOrder) {
+		return Outcome{}, forbidden(p, "place orders")
+	}
+	if p.Role == auth.Customer && cmd.Customer.ID != p.CustomerID {
+		return Outcome{}, fmt.Errorf("%w: a customer places orders for its own customer id (%s) only", ErrForbidden, p.CustomerID)
+	}
 	if idem != nil {
-		if out, done, err := s.replay(ctx, idem); done || err != nil {
+		if out, done, err := s.replay(ctx, p, idem); done || err != nil {
 			return out, err
 		}
 	}
@@ -106,12 +137,11 @@ func (s *Service) Place(ctx context.Context, md events.Metadata, cmd order.Place
 	}
 	req := eventstore.AppendRequest{StreamID: id, Events: evs}
 	if idem != nil {
-		req.Idempotency = &eventstore.IdempotencyRecord{Key: idem.Key, RequestHash: idem.RequestHash, OrderID: id,
-			Status: 201, Response: out.Body}
+		req.Idempotency = s.record(p, idem, 201, out.Body)
 	}
 	_, err = s.Store.Append(ctx, req)
 	if errors.Is(err, eventstore.ErrIdempotencyKeyExists) { // a concurrent request with the same key won
-		if out, done, rerr := s.replay(ctx, idem); done || rerr != nil {
+		if out, done, rerr := s.replay(ctx, p, idem); done || rerr != nil {
 			return out, rerr
 		}
 	}
@@ -122,10 +152,16 @@ func (s *Service) Place(ctx context.Context, md events.Metadata, cmd order.Place
 	return out, nil
 }
 
+func (s *Service) record(p auth.Principal, idem *Idempotency, status int, body []byte) *eventstore.IdempotencyRecord {
+	return &eventstore.IdempotencyRecord{Scope: p.IdempotencyScope(), Key: idem.Key, RequestHash: idem.RequestHash,
+		Status: status, Response: body, TTL: s.IdempotencyTTL}
+}
+
 // replay answers a retried request with its first outcome (done), refuses a reused key, or reports
-// that the key is new (not done).
-func (s *Service) replay(ctx context.Context, idem *Idempotency) (out Outcome, done bool, err error) {
-	prev, err := s.Store.Idempotency(ctx, idem.Key)
+// that the key is new (not done). Keys are the principal's own: another principal's same key is
+// another key.
+func (s *Service) replay(ctx context.Context, p auth.Principal, idem *Idempotency) (out Outcome, done bool, err error) {
+	prev, err := s.Store.Idempotency(ctx, p.IdempotencyScope(), idem.Key)
 	if err != nil || prev == nil {
 		return Outcome{}, false, err
 	}
@@ -139,54 +175,87 @@ func (s *Service) replay(ctx context.Context, idem *Idempotency) (out Outcome, d
 	return out, true, nil
 }
 
-// Execute decides a command on an existing order and stores its events. pinned > 0 is the version the
-// caller saw (If-Match): when the order is elsewhere it fails with ErrStaleVersion and never retries.
-// Otherwise a concurrent change is decided again on fresh state up to MaxRetries times. An order that
-// does not exist fails with an *order.Error of kind NotFound; one whose history holds an event this code
-// cannot read (a newer release wrote it) fails with an *events.UnknownEventError, and nothing is decided.
-func (s *Service) Execute(ctx context.Context, id string, pinned int64, md events.Metadata, decide order.Decision) (Outcome, error) {
+// Execute decides a command on an existing order and stores its events. action is what the command is
+// (auth.ChangeOrder, ShipOrder, DeliverOrder): a principal whose role may not do it fails with
+// ErrForbidden before anything is read; an order it may not see (Authorize) is not found. pinned > 0 is
+// the version the caller saw (If-Match): when the order is elsewhere it fails with ErrStaleVersion and
+// never retries. Otherwise a concurrent change is decided again on fresh state up to MaxRetries times. An
+// order that does not exist fails with an *order.Error of kind NotFound; one whose history holds an event
+// this code cannot read (a newer release wrote it) fails with an *events.UnknownEventError, and nothing is
+// decided. With idem, a retry of the same request by the same principal answers the first outcome and
+// appends nothing.
+func (s *Service) Execute(ctx context.Context, p auth.Principal, id string, pinned int64, md events.Metadata, action auth.Action,
+	decide order.Decision, idem *Idempotency) (Outcome, error) {
+	if !p.Can(action) {
+		return Outcome{}, forbidden(p, strings.ReplaceAll(string(action), "_", " ")+"s")
+	}
 	if _, err := uuid.Parse(id); err != nil {
 		return Outcome{}, order.ErrNotFound()
 	}
-	var state order.State
-	var payloads []events.Payload
-	var base int64
-	attempt := func(ctx context.Context) (int64, []eventstore.NewEvent, error) {
+	if idem != nil {
+		if out, done, err := s.replay(ctx, p, idem); done || err != nil {
+			return out, err
+		}
+	}
+	var (
+		out          Outcome
+		before, next order.State
+		base         int64
+	)
+	attempt := func(ctx context.Context) (int64, []eventstore.NewEvent, *eventstore.IdempotencyRecord, error) {
 		st, b, err := s.load(ctx, id, 0)
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, nil, err
+		}
+		// Not found, or another customer's: the same answer, also to a stale If-Match.
+		if err := Authorize(p, st); err != nil {
+			return 0, nil, nil, err
 		}
 		if pinned > 0 && st.Version != pinned {
-			if !st.Exists() {
-				return 0, nil, order.ErrNotFound()
-			}
-			return 0, nil, fmt.Errorf("%w: it is at version %d, not %d", ErrStaleVersion, st.Version, pinned)
+			return 0, nil, nil, fmt.Errorf("%w: it is at version %d, not %d", ErrStaleVersion, st.Version, pinned)
 		}
-		ps, err := decide(st)
+		payloads, err := decide(st)
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, nil, err
 		}
-		evs, err := s.encode(ps, md)
+		evs, err := s.encode(payloads, md)
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, nil, err
 		}
-		state, payloads, base = st, ps, b
-		return st.Version, evs, nil
+		// The answer is known before the append, so an idempotency record commits with the events.
+		envs := make([]events.Envelope, len(evs))
+		for i, e := range evs {
+			envs[i] = events.Envelope{OrderID: id, Version: st.Version + int64(i+1), OccurredAt: e.OccurredAt}
+		}
+		after := evolve(st, envs, payloads)
+		if out, err = answer(after); err != nil {
+			return 0, nil, nil, err
+		}
+		var rec *eventstore.IdempotencyRecord
+		if idem != nil {
+			rec = s.record(p, idem, 200, out.Body)
+		}
+		before, next, base = st, after, b
+		return st.Version, evs, rec, nil
 	}
 	retries := s.MaxRetries
 	if pinned > 0 {
 		retries = 0
 	}
-	appended, err := s.Store.UpdateWith(ctx, id, retries, attempt)
+	_, err := s.Store.UpdateWith(ctx, id, retries, attempt)
 	if pinned > 0 && errors.Is(err, eventstore.ErrVersionConflict) {
 		err = fmt.Errorf("%w: %w", ErrStaleVersion, err) // the version the client named is no longer current
+	}
+	if errors.Is(err, eventstore.ErrIdempotencyKeyExists) && idem != nil { // a concurrent request with the same key won
+		if rout, done, rerr := s.replay(ctx, p, idem); done || rerr != nil {
+			return rout, rerr
+		}
 	}
 	if err != nil {
 		return Outcome{}, err
 	}
-	after := evolve(state, appended, payloads)
-	s.Snapshots.afterCommand(after, state.Version, base)
-	return answer(after)
+	s.Snapshots.afterCommand(next, before.Version, base)
+	return out, nil
 }
 
 // encode turns decided payloads into events to append, with the command's metadata.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/pkg/api"
@@ -29,12 +30,19 @@ type At struct {
 var ErrNotInHistory = errors.New("the order has no such point in its history")
 
 // Order reads an order from the event store, strongly consistent with every command that answered
-// before: now, at a version or as of a time (at). An unknown order fails with an *order.Error of kind
-// NotFound; a point the order had not reached, with ErrNotInHistory; an event this code cannot read (a
-// newer release wrote it), with an *events.UnknownEventError.
-func (s *Service) Order(ctx context.Context, id string, at At) (api.Order, error) {
+// before: now, at a version or as of a time (at). An unknown order, or one the principal may not see
+// (Authorize), fails with an *order.Error of kind NotFound; a point the order had not reached, with
+// ErrNotInHistory; an event this code cannot read (a newer release wrote it), with an
+// *events.UnknownEventError.
+func (s *Service) Order(ctx context.Context, p auth.Principal, id string, at At) (api.Order, error) {
+	if !p.Can(auth.ReadOrders) {
+		return api.Order{}, forbidden(p, "read orders")
+	}
 	if _, err := uuid.Parse(id); err != nil {
 		return api.Order{}, order.ErrNotFound()
+	}
+	if err := s.visible(ctx, p, id); err != nil {
+		return api.Order{}, err
 	}
 	if at.Version < 0 || at.Version > 0 && !at.Time.IsZero() {
 		return api.Order{}, fmt.Errorf("read order %s: at %+v: a version of 1 or more, or a time, not both", id, at)
@@ -54,9 +62,10 @@ func (s *Service) Order(ctx context.Context, id string, at At) (api.Order, error
 	if err != nil {
 		return api.Order{}, err
 	}
+	if err := Authorize(p, st); err != nil {
+		return api.Order{}, err
+	}
 	switch {
-	case !st.Exists():
-		return api.Order{}, order.ErrNotFound()
 	case st.Version < to:
 		return api.Order{}, fmt.Errorf("%w: the order is at version %d; it has no version %d", ErrNotInHistory, st.Version, to)
 	case to == 0:
@@ -119,9 +128,16 @@ func (s *Service) load(ctx context.Context, id string, to int64) (order.State, i
 
 // Events returns a page of the order's audit trail, each event as stored (its schema version and data
 // as written, never upcast): the events in r (after a version, up to a version, recorded until a time),
-// at most r.Limit of them, in version order, and whether more follow. An order without any event
-// fails with an *order.Error of kind NotFound; a known order's empty selection is an empty page.
-func (s *Service) Events(ctx context.Context, id string, r eventstore.Range) ([]events.Envelope, bool, error) {
+// at most r.Limit of them, in version order, and whether more follow. An order without any event, or one
+// the principal may not see, fails with an *order.Error of kind NotFound; a known order's empty
+// selection is an empty page.
+func (s *Service) Events(ctx context.Context, p auth.Principal, id string, r eventstore.Range) ([]events.Envelope, bool, error) {
+	if !p.Can(auth.ReadOrders) {
+		return nil, false, forbidden(p, "read orders")
+	}
+	if err := s.visible(ctx, p, id); err != nil {
+		return nil, false, err
+	}
 	limit := r.Limit
 	r.Limit = limit + 1
 	page, err := s.Store.Read(ctx, id, r)
@@ -141,4 +157,23 @@ func (s *Service) Events(ctx context.Context, id string, r eventstore.Range) ([]
 		return page[:limit], true, nil
 	}
 	return page, false, nil
+}
+
+// visible refuses, as not found, an order a principal limited to one customer's orders may not see,
+// before anything else about it is read or said (a customer asking for another customer's order at a
+// time before it existed must not learn that it exists). The customer never changes: the order's first
+// event says whose it is. Staff and admin see every order.
+func (s *Service) visible(ctx context.Context, p auth.Principal, id string) error {
+	if p.Scope() == "" {
+		return nil
+	}
+	first, err := s.Store.Read(ctx, id, eventstore.Range{Limit: 1})
+	if err != nil {
+		return err
+	}
+	st, err := order.Fold(first)
+	if err != nil {
+		return err
+	}
+	return Authorize(p, st)
 }

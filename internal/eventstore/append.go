@@ -16,10 +16,14 @@ import (
 	"github.com/orders-oss/orders/pkg/events"
 )
 
-// The constraint names the append maps to errors (migrations/0001_events_outbox.sql).
+// The constraint names the append maps to errors (migrations/0001_events_outbox.sql,
+// 0004_idempotency_scope.sql, 0005_event_chain.sql).
 const (
 	versionConstraint     = "events_stream_version_key"
 	idempotencyConstraint = "idempotency_keys_pkey"
+	// chainConstraint: the event before the first appended one is not stored (the stream is not at the
+	// expected version, or its predecessor is not committed yet).
+	chainConstraint = "events_chain_previous"
 )
 
 // appendStatement builds the append: one statement, hence one implicit transaction and one round
@@ -30,6 +34,11 @@ const (
 // With several events, the ORDER BYs make positions and outbox ids follow version order: the relay
 // publishes in outbox id order and ReadAll replays in position order, so both rely on it. (Identity
 // values are taken in the order rows reach the insert; a CTE's rows have no order of their own.)
+//
+// The hash chain (migrations/0005_event_chain.sql) is part of the same statement: a BEFORE INSERT
+// trigger reads the stored hash of the stream's previous version and sets each row's hash, the rows of
+// one append in version order (the ORDER BY again). No extra round trip, and the previous hash is the
+// stored one, never one the caller supplies.
 func appendStatement(many, withKey bool) string {
 	source := `VALUES ($1::uuid, $2::bigint + 1, $3::uuid, $4::text, $5::int, $6::jsonb, $7::jsonb, $8::timestamptz)`
 	outboxOrder := ""
@@ -49,8 +58,9 @@ func appendStatement(many, withKey bool) string {
 )`
 	if withKey {
 		sql += `, idem AS (
-    INSERT INTO idempotency_keys (key, request_hash, order_id, status, response)
-    VALUES ($9::text, $10::bytea, $1::uuid, $11::int, $12::bytea)
+    INSERT INTO idempotency_keys (scope, key, request_hash, order_id, status, response, expires_at)
+    VALUES ($9::text, $10::text, $11::bytea, $1::uuid, $12::int, $13::bytea,
+            clock_timestamp() + $14::bigint * interval '1 millisecond')
 )`
 	}
 	return sql + `
@@ -117,7 +127,11 @@ func appendOn(ctx context.Context, q querier, req AppendRequest) ([]events.Envel
 	withKey := 0
 	if r := req.Idempotency; r != nil {
 		withKey = 1
-		args = append(args, r.Key, r.RequestHash, int32(r.Status), []byte(r.Response))
+		ttl := r.TTL
+		if ttl <= 0 {
+			ttl = DefaultIdempotencyTTL
+		}
+		args = append(args, r.Scope, r.Key, r.RequestHash, int32(r.Status), []byte(r.Response), ttl.Milliseconds())
 	}
 
 	rows, err := q.Query(ctx, appendSQL[many][withKey], args...)
@@ -197,6 +211,9 @@ func appendError(id uuid.UUID, expected int64, err error) error {
 		case idempotencyConstraint:
 			return fmt.Errorf("append to %s: %w", id, ErrIdempotencyKeyExists)
 		}
+	}
+	if errors.As(err, &pg) && pg.ConstraintName == chainConstraint {
+		return fmt.Errorf("append to %s after version %d: version %d is not stored: %w", id, expected, expected, ErrVersionConflict)
 	}
 	return fmt.Errorf("append to %s: %w", id, err)
 }

@@ -54,8 +54,14 @@ type NewEvent struct {
 	OccurredAt    time.Time // required; stored with microsecond precision
 }
 
+// DefaultIdempotencyTTL is how long an idempotency key is remembered unless the record says otherwise.
+const DefaultIdempotencyTTL = 24 * time.Hour
+
 // IdempotencyRecord is the first answer to a request made with an Idempotency-Key.
 type IdempotencyRecord struct {
+	// Scope is the principal the key belongs to (the token's subject): another principal's same key is
+	// another record.
+	Scope       string
 	Key         string
 	RequestHash []byte
 	// OrderID is the order the request created. On Append it may be left empty: the record always
@@ -63,6 +69,8 @@ type IdempotencyRecord struct {
 	OrderID  string
 	Status   int
 	Response json.RawMessage // the exact bytes answered first
+	// TTL is how long the key is remembered (DefaultIdempotencyTTL when 0); only Append reads it.
+	TTL time.Duration
 }
 
 // AppendRequest appends Events to StreamID after ExpectedVersion (0 for a new stream), so that they

@@ -132,7 +132,7 @@ func TestIdempotentRetryWritesNothing(t *testing.T) {
 	ctx := context.Background()
 	store, pool := newStore(t)
 	id := uuid.NewString()
-	rec := &eventstore.IdempotencyRecord{Key: "key-1", RequestHash: []byte{1, 2, 3}, OrderID: id, Status: 201,
+	rec := &eventstore.IdempotencyRecord{Scope: "ada", Key: "key-1", RequestHash: []byte{1, 2, 3}, OrderID: id, Status: 201,
 		Response: json.RawMessage(`{"id":  "x", "b":1, "a":2}`)} // bytes a jsonb column would reformat
 	if _, err := store.Append(ctx, eventstore.AppendRequest{StreamID: id, Events: []eventstore.NewEvent{event(1)}, Idempotency: rec}); err != nil {
 		t.Fatal(err)
@@ -150,7 +150,7 @@ func TestIdempotentRetryWritesNothing(t *testing.T) {
 	if n := count(t, pool, `SELECT count(*) FROM outbox`); n != 1 {
 		t.Errorf("%d outbox rows, want 1", n)
 	}
-	got, err := store.Idempotency(ctx, "key-1")
+	got, err := store.Idempotency(ctx, "ada", "key-1")
 	if err != nil || got == nil {
 		t.Fatalf("Idempotency(key-1) = %+v, %v; want the first record", got, err)
 	}
@@ -158,7 +158,7 @@ func TestIdempotentRetryWritesNothing(t *testing.T) {
 		!bytes.Equal(got.Response, rec.Response) {
 		t.Errorf("Idempotency(key-1) = %+v, want %+v with the response byte for byte", got, rec)
 	}
-	if none, err := store.Idempotency(ctx, "key-2"); none != nil || err != nil {
+	if none, err := store.Idempotency(ctx, "ada", "key-2"); none != nil || err != nil {
 		t.Errorf("Idempotency(unused) = %+v, %v; want nil, nil", none, err)
 	}
 }

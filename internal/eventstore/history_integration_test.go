@@ -190,27 +190,29 @@ func TestUpdateWithRetriesOnItsOwnLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := 0
-	appended, err := store.UpdateWith(ctx, id, 3, func(ctx context.Context) (int64, []eventstore.NewEvent, error) {
+	appended, err := store.UpdateWith(ctx, id, 3, func(ctx context.Context) (int64, []eventstore.NewEvent, *eventstore.IdempotencyRecord, error) {
 		calls++
 		if calls == 1 { // decides on version 1, then another command appends version 2 first
 			_, err := store.Append(ctx, eventstore.AppendRequest{StreamID: id, ExpectedVersion: 1, Events: []eventstore.NewEvent{event(2)}})
-			return 1, []eventstore.NewEvent{event(3)}, err
+			return 1, []eventstore.NewEvent{event(3)}, nil, err
 		}
 		h, err := store.Load(ctx, id)
-		return int64(len(h)), []eventstore.NewEvent{event(3)}, err
+		return int64(len(h)), []eventstore.NewEvent{event(3)}, nil, err
 	})
 	if err != nil || calls != 2 || len(appended) != 1 || appended[0].Version != 3 {
 		t.Fatalf("UpdateWith = %+v, %v after %d attempts; want version 3 after 2", appended, err, calls)
 	}
 	// Never retried with 0 retries; a refusal or no events append nothing.
-	_, err = store.UpdateWith(ctx, id, 0, func(context.Context) (int64, []eventstore.NewEvent, error) {
-		return 1, []eventstore.NewEvent{event(4)}, nil
+	_, err = store.UpdateWith(ctx, id, 0, func(context.Context) (int64, []eventstore.NewEvent, *eventstore.IdempotencyRecord, error) {
+		return 1, []eventstore.NewEvent{event(4)}, nil, nil
 	})
 	if !errors.Is(err, eventstore.ErrVersionConflict) {
 		t.Errorf("UpdateWith(stale, no retries) = %v, want ErrVersionConflict", err)
 	}
 	refused := errors.New("refused")
-	if got, err := store.UpdateWith(ctx, id, 3, func(context.Context) (int64, []eventstore.NewEvent, error) { return 3, nil, refused }); got != nil || err != refused {
+	if got, err := store.UpdateWith(ctx, id, 3, func(context.Context) (int64, []eventstore.NewEvent, *eventstore.IdempotencyRecord, error) {
+		return 3, nil, nil, refused
+	}); got != nil || err != refused {
 		t.Errorf("UpdateWith(refusal) = %v, %v", got, err)
 	}
 	if h, _ := store.Load(ctx, id); len(h) != 3 {

@@ -3,14 +3,17 @@ package eventstore
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -126,4 +129,41 @@ func closeConn(conn *pgxpool.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = conn.Hijack().Close(ctx) // closing is all that is left to do; an error here changes nothing
+}
+
+// ErrNotMigrated: the database lacks migrations this code needs. The services do not migrate (their
+// roles may not change the schema): the owner does, with `ordersctl migrate`.
+var ErrNotMigrated = errors.New("the event store is not migrated to this release (run `ordersctl migrate` as the owner role)")
+
+// CheckMigrated reports ErrNotMigrated, naming what is missing, unless every embedded migration is
+// applied. It needs only SELECT on schema_migrations.
+func CheckMigrated(ctx context.Context, q interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}) error {
+	files, err := migrationFiles()
+	if err != nil {
+		return err
+	}
+	rows, err := q.Query(ctx, "SELECT name FROM schema_migrations")
+	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42P01" {
+			return fmt.Errorf("%w: no schema_migrations table", ErrNotMigrated)
+		}
+		return fmt.Errorf("read applied migrations: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("read applied migrations: %w", err)
+	}
+	var missing []string
+	for _, f := range files {
+		if name := strings.TrimSuffix(strings.TrimPrefix(f, "migrations/"), ".sql"); !slices.Contains(names, name) {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: missing %s", ErrNotMigrated, strings.Join(missing, ", "))
+	}
+	return nil
 }

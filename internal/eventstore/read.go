@@ -42,12 +42,21 @@ func scanEnvelope(row pgx.CollectableRow) (events.Envelope, error) {
 	return e, nil
 }
 
-// Idempotency returns the record of a key, or nil (and no error) when the key is unused.
-func (s *Store) Idempotency(ctx context.Context, key string) (*IdempotencyRecord, error) {
-	r := IdempotencyRecord{Key: key}
+// idempotencySQL reads a principal's key, and deletes it in the same statement when it has expired (so
+// that it can be used again at once, before the periodic clean-up gets to it).
+const idempotencySQL = `
+WITH expired AS (
+    DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at <= clock_timestamp()
+)
+SELECT request_hash, order_id::text, status, response FROM idempotency_keys
+WHERE scope = $1 AND key = $2 AND expires_at > clock_timestamp()`
+
+// Idempotency returns the record of a principal's key, or nil (and no error) when the key is unused or
+// has expired.
+func (s *Store) Idempotency(ctx context.Context, scope, key string) (*IdempotencyRecord, error) {
+	r := IdempotencyRecord{Scope: scope, Key: key}
 	var resp []byte
-	err := s.pool.QueryRow(ctx, `SELECT request_hash, order_id::text, status, response FROM idempotency_keys WHERE key = $1`, key).
-		Scan(&r.RequestHash, &r.OrderID, &r.Status, &resp)
+	err := s.pool.QueryRow(ctx, idempotencySQL, scope, key).Scan(&r.RequestHash, &r.OrderID, &r.Status, &resp)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -56,6 +65,23 @@ func (s *Store) Idempotency(ctx context.Context, key string) (*IdempotencyRecord
 	}
 	r.Response = resp
 	return &r, nil
+}
+
+// DeleteExpiredIdempotency deletes expired idempotency keys, at most batch at a time (so no statement
+// holds many row locks for long), until none is left or ctx ends, and returns how many it deleted.
+func (s *Store) DeleteExpiredIdempotency(ctx context.Context, batch int) (int64, error) {
+	var total int64
+	for {
+		tag, err := s.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(
+			SELECT ctid FROM idempotency_keys WHERE expires_at <= clock_timestamp() LIMIT $1))`, batch)
+		if err != nil {
+			return total, fmt.Errorf("delete expired idempotency keys: %w", err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < int64(batch) {
+			return total, nil
+		}
+	}
 }
 
 // ReadAll returns up to limit events of every order with a position above afterPosition, in position

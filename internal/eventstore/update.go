@@ -19,29 +19,47 @@ const DefaultRetries = 5
 // so it must not have effects of its own.
 type Decide func(history []events.Envelope) ([]NewEvent, error)
 
+// KeyedDecide is a Decide that may also return the idempotency record to store with the events (the
+// answer is known once the events are decided), in the same statement as the append.
+type KeyedDecide func(history []events.Envelope) ([]NewEvent, *IdempotencyRecord, error)
+
+func keyless(decide Decide) KeyedDecide {
+	return func(h []events.Envelope) ([]NewEvent, *IdempotencyRecord, error) {
+		evs, err := decide(h)
+		return evs, nil, err
+	}
+}
+
 // Update loads the stream, lets decide choose new events and appends them after the version it saw.
 // When another command appended in between (ErrVersionConflict), it runs again on the fresh history,
 // at most retries more times (0: never), then returns an error wrapping ErrVersionConflict. It returns
 // the history decide saw last and the appended envelopes. The application only decides; the store owns
 // the concurrency check and the retry.
 func (s *Store) Update(ctx context.Context, streamID string, retries int, decide Decide) (history, appended []events.Envelope, err error) {
-	appended, err = s.UpdateWith(ctx, streamID, retries, func(ctx context.Context) (int64, []NewEvent, error) {
+	return s.UpdateKeyed(ctx, streamID, retries, keyless(decide))
+}
+
+// UpdateKeyed is Update with a decide that may return an idempotency record to store with the events.
+// When the record's key is taken meanwhile it returns ErrIdempotencyKeyExists and appends nothing.
+func (s *Store) UpdateKeyed(ctx context.Context, streamID string, retries int, decide KeyedDecide) (history, appended []events.Envelope, err error) {
+	appended, err = s.UpdateWith(ctx, streamID, retries, func(ctx context.Context) (int64, []NewEvent, *IdempotencyRecord, error) {
 		h, err := s.Load(ctx, streamID)
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, nil, err
 		}
 		history = h
-		next, err := decide(h)
-		return lastVersion(h), next, err
+		next, idem, err := decide(h)
+		return lastVersion(h), next, idem, err
 	})
 	return history, appended, err
 }
 
 // Attempt loads a stream its own way (the command service folds the latest snapshot and the events
-// after it), decides on what it loaded, and returns the version it decided on (0 for a new stream) and
-// the events to append after that version. Like Decide it may run several times, so it must have no
-// effects of its own; returning an error, or no events, appends nothing.
-type Attempt func(ctx context.Context) (version int64, next []NewEvent, err error)
+// after it), decides on what it loaded, and returns the version it decided on (0 for a new stream), the
+// events to append after that version and, optionally, the idempotency record to store with them. Like
+// Decide it may run several times, so it must have no effects of its own; returning an error, or no
+// events, appends nothing.
+type Attempt func(ctx context.Context) (version int64, next []NewEvent, idem *IdempotencyRecord, err error)
 
 // UpdateWith is Update for a caller that loads the stream itself: it runs attempt and appends what it
 // chose after the version it decided on; on ErrVersionConflict it runs attempt again, at most retries
@@ -67,11 +85,11 @@ func (s *Store) UpdateWith(ctx context.Context, streamID string, retries int, at
 
 // try is one attempt: decide, then append after the version decided on.
 func (s *Store) try(ctx context.Context, streamID string, attempt Attempt) ([]events.Envelope, error) {
-	version, next, err := attempt(ctx)
+	version, next, idem, err := attempt(ctx)
 	if err != nil || len(next) == 0 {
 		return nil, err
 	}
-	return s.Append(ctx, AppendRequest{StreamID: streamID, ExpectedVersion: version, Events: next})
+	return s.Append(ctx, AppendRequest{StreamID: streamID, ExpectedVersion: version, Events: next, Idempotency: idem})
 }
 
 func lastVersion(history []events.Envelope) int64 {
@@ -86,6 +104,11 @@ func lastVersion(history []events.Envelope) int64 {
 // another command appends between the load and the append it returns ErrVersionConflict; it never
 // retries. The history is returned in both cases (an empty one means the stream does not exist).
 func (s *Store) UpdateIfVersion(ctx context.Context, streamID string, expected int64, decide Decide) (history, appended []events.Envelope, err error) {
+	return s.UpdateIfVersionKeyed(ctx, streamID, expected, keyless(decide))
+}
+
+// UpdateIfVersionKeyed is UpdateIfVersion with a decide that may return an idempotency record.
+func (s *Store) UpdateIfVersionKeyed(ctx context.Context, streamID string, expected int64, decide KeyedDecide) (history, appended []events.Envelope, err error) {
 	if expected < 0 {
 		return nil, nil, fmt.Errorf("update %s: expected version %d is negative", streamID, expected)
 	}
@@ -93,7 +116,7 @@ func (s *Store) UpdateIfVersion(ctx context.Context, streamID string, expected i
 }
 
 // update is one attempt: load, check the pinned version, decide, append.
-func (s *Store) update(ctx context.Context, streamID string, expected int64, decide Decide) (history, appended []events.Envelope, err error) {
+func (s *Store) update(ctx context.Context, streamID string, expected int64, decide KeyedDecide) (history, appended []events.Envelope, err error) {
 	history, err = s.Load(ctx, streamID)
 	if err != nil {
 		return nil, nil, err
@@ -102,11 +125,11 @@ func (s *Store) update(ctx context.Context, streamID string, expected int64, dec
 	if version != expected {
 		return history, nil, fmt.Errorf("update %s: at version %d, not %d: %w", streamID, version, expected, ErrVersionMismatch)
 	}
-	next, err := decide(history)
+	next, idem, err := decide(history)
 	if err != nil || len(next) == 0 {
 		return history, nil, err
 	}
-	appended, err = s.Append(ctx, AppendRequest{StreamID: streamID, ExpectedVersion: version, Events: next})
+	appended, err = s.Append(ctx, AppendRequest{StreamID: streamID, ExpectedVersion: version, Events: next, Idempotency: idem})
 	if err != nil {
 		return history, nil, err
 	}

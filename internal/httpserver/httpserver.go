@@ -54,7 +54,20 @@ type Config struct {
 	BodyLimit string
 	// Metrics, when set, is served at /metrics.
 	Metrics *prometheus.Registry
+	// Auth authenticates every route but /healthz, /readyz and /metrics (internal/auth.Authenticator).
+	// Without it those routes answer 401: no service can serve an unauthenticated API by omission.
+	Auth Auth
 }
+
+// Auth is what the chassis needs of the authentication: a middleware that authenticates (and
+// limits) a request, and whether it is ready to (its verification keys are loaded).
+type Auth interface {
+	Middleware() echo.MiddlewareFunc
+	Ready(ctx context.Context) error
+}
+
+// OpenRoutes are served without authentication: probes and the metrics scrape.
+var OpenRoutes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
 
 // Server is a service's HTTP side: an echo instance set up by New. It is an http.Handler.
 type Server struct {
@@ -76,6 +89,7 @@ func New(cfg Config) *Server {
 	s.HideBanner, s.HidePort = true, true
 	s.HTTPErrorHandler = problem.Handler(cfg.Log, cfg.Errors)
 	s.Use(Common(cfg.Log, cfg.BodyLimit)...)
+	s.Use(authenticate(cfg.Auth))
 	s.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -83,11 +97,16 @@ func New(cfg Config) *Server {
 		if s.draining.Load() {
 			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "shutting down"})
 		}
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+		defer cancel()
 		if cfg.Ready != nil {
-			ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-			defer cancel()
 			if err := cfg.Ready(ctx); err != nil {
 				return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+			}
+		}
+		if cfg.Auth != nil {
+			if err := cfg.Auth.Ready(ctx); err != nil {
+				return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "auth: " + err.Error()})
 			}
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
@@ -96,6 +115,26 @@ func New(cfg Config) *Server {
 		s.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{})))
 	}
 	return s
+}
+
+// authenticate runs a's middleware on every route but the open ones; without a, those routes answer
+// 401 (fail closed). Unknown paths are authenticated too, so routes cannot be probed without a token.
+func authenticate(a Auth) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		authed := func(c echo.Context) error {
+			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="orders"`)
+			return problem.New(http.StatusUnauthorized, "unauthenticated", "this service has no authentication configured")
+		}
+		if a != nil {
+			authed = a.Middleware()(next)
+		}
+		return func(c echo.Context) error {
+			if OpenRoutes[c.Path()] {
+				return next(c)
+			}
+			return authed(c)
+		}
+	}
 }
 
 // Routes lists the method and path of every route, for the tests that keep the OpenAPI spec honest.

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/labstack/echo/v4"
 )
 
 // On shutdown the server first answers /readyz 503 while it still serves (so a load balancer stops
@@ -62,5 +65,22 @@ func TestRunWithStopsTheServerWhenWorkEnds(t *testing.T) {
 	err := srv.RunWith(context.Background(), Listen{Addr: "127.0.0.1:0"}, func(ctx context.Context) error { return want })
 	if !errors.Is(err, want) {
 		t.Fatalf("RunWith = %v, want the work's error", err)
+	}
+}
+
+// Without an authenticator every route but the probes answers 401: no service serves an
+// unauthenticated API by omission.
+func TestRoutesFailClosedWithoutAuth(t *testing.T) {
+	srv := New(Config{Service: "test"})
+	srv.GET("/orders", func(c echo.Context) error { return c.String(http.StatusOK, "secret") })
+	for path, want := range map[string]int{"/orders": 401, "/nowhere": 401, "/healthz": 200, "/readyz": 200} {
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		if rec.Code != want {
+			t.Errorf("GET %s = %d %s, want %d", path, rec.Code, rec.Body, want)
+		}
+		if want == 401 && rec.Header().Get("WWW-Authenticate") == "" {
+			t.Errorf("GET %s: 401 without WWW-Authenticate", path)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/httpserver"
 )
 
@@ -29,6 +30,9 @@ type Projector struct {
 	Open func(ctx context.Context) (Handler, Parking, error)
 	// Tune, when set, adjusts the loop before it runs (gap grace, failpoints).
 	Tune func(*Loop)
+	// Auth authenticates the operator endpoint (replay needs the admin role); health and metrics
+	// stay open.
+	Auth httpserver.Auth
 }
 
 type opened struct {
@@ -50,7 +54,7 @@ func (p Projector) Run(ctx context.Context, listen httpserver.Listen) error {
 	defer client.Close()
 	metrics := NewMetrics()
 	var live atomic.Pointer[Loop]
-	srv := httpserver.New(httpserver.Config{Service: p.Service, Log: log, Metrics: metrics.Registry,
+	srv := httpserver.New(httpserver.Config{Service: p.Service, Log: log, Metrics: metrics.Registry, Auth: p.Auth,
 		Ready: func(ctx context.Context) error {
 			if live.Load() == nil {
 				return fmt.Errorf("starting: waiting for %s and Kafka", p.Waits)
@@ -63,7 +67,7 @@ func (p Projector) Run(ctx context.Context, listen httpserver.Listen) error {
 			}
 			return nil
 		}})
-	Routes(srv.Echo, &live)
+	Routes(srv.Echo, &live, auth.Require(auth.ReplayParked))
 	return srv.RunWith(ctx, listen, func(ctx context.Context) error {
 		m, err := WaitFor(ctx, log, p.Waits, func() (opened, error) {
 			h, parking, err := p.Open(ctx)

@@ -28,6 +28,66 @@ import (
 // ControlSchema holds the generations table and the views readers use.
 const ControlSchema = "orders_read"
 
+// Roles (created by the event store's migrations, internal/eventstore/migrations/0006_roles.sql). Every
+// object of the read model is owned by OwnerRole, whoever creates it: projector-orders connects as it,
+// and ordersctl (the database owner, a member of it) acts as it for the read model's DDL, so a
+// generation a rebuild creates is the live projector's to write once it is swapped in. ReaderRole (the
+// query API) may read the two views readers use, nothing else. Where the roles do not exist (a
+// database without them), the read model is owned by whoever creates it, as before.
+const (
+	OwnerRole  = "orders_projector"
+	ReaderRole = "orders_query"
+)
+
+// actAsOwnerSQL, run first in a DDL transaction, hands objects of the read model that someone else
+// owns (a read model made before the roles existed) to OwnerRole when the session may, and switches
+// the rest of the transaction to OwnerRole (SET LOCAL ROLE) when the session is a member of it and the
+// database lets the role create schemas (the migrations grant it).
+const actAsOwnerSQL = `
+DO $$
+DECLARE
+    o record;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'orders_projector') OR current_user = 'orders_projector' THEN
+        RETURN;
+    END IF;
+    -- Not a member, or a database the event store's migrations did not prepare for the role.
+    IF NOT pg_has_role(current_user, 'orders_projector', 'MEMBER')
+       OR NOT has_database_privilege('orders_projector', current_database(), 'CREATE') THEN
+        RETURN;
+    END IF;
+    FOR o IN SELECT nspname FROM pg_namespace
+             WHERE (nspname = 'orders_read' OR nspname ~ '^orders_g[0-9]+$')
+               AND nspowner <> 'orders_projector'::regrole AND pg_has_role(current_user, nspowner, 'MEMBER') LOOP
+        EXECUTE format('ALTER SCHEMA %I OWNER TO orders_projector', o.nspname);
+    END LOOP;
+    FOR o IN SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE (n.nspname = 'orders_read' OR n.nspname ~ '^orders_g[0-9]+$') AND c.relkind IN ('r', 'v', 'p')
+               AND c.relowner <> 'orders_projector'::regrole AND pg_has_role(current_user, c.relowner, 'MEMBER') LOOP
+        EXECUTE format('ALTER %s %I.%I OWNER TO orders_projector', CASE o.relkind WHEN 'v' THEN 'VIEW' ELSE 'TABLE' END,
+            o.nspname, o.relname);
+    END LOOP;
+    SET LOCAL ROLE orders_projector;
+END $$;`
+
+// grantReadersSQL lets ReaderRole read the readers' views (run after they are made, as their owner).
+const grantReadersSQL = `
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'orders_query') THEN
+        GRANT USAGE ON SCHEMA orders_read TO orders_query;
+        GRANT SELECT ON orders_read.orders, orders_read.order_lines TO orders_query;
+    END IF;
+END $$;`
+
+// actAsOwner runs actAsOwnerSQL in tx.
+func actAsOwner(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, actAsOwnerSQL); err != nil {
+		return fmt.Errorf("act as %s: %w", OwnerRole, err)
+	}
+	return nil
+}
+
 // LockKey is the advisory lock taken while the control schema or a generation is created: "orders"
 // in ASCII followed by 0x03 (the event store's migration lock is 0x01, the relay's leader lock 0x02).
 const LockKey int64 = 0x6f7264657273_03
@@ -111,7 +171,7 @@ DROP VIEW IF EXISTS orders_read.orders, orders_read.order_lines, orders_read.par
 CREATE VIEW orders_read.orders AS SELECT * FROM %[1]s.orders;
 CREATE VIEW orders_read.order_lines AS SELECT * FROM %[1]s.order_lines;
 CREATE VIEW orders_read.parked_events AS SELECT * FROM %[1]s.parked_events;
-`
+` + grantReadersSQL
 
 // Ensure creates the control schema and, when no generation is live yet, generation 1 as the live
 // one with the views on it. It returns the live generation. Several processes may call it at once.
@@ -121,13 +181,19 @@ func Ensure(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", LockKey); err != nil {
 			return err
 		}
+		if err := actAsOwner(ctx, tx); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, controlSQL); err != nil {
 			return fmt.Errorf("create %s: %w", ControlSchema, err)
 		}
 		err := tx.QueryRow(ctx, "SELECT generation FROM orders_read.generations WHERE state = 'live'").Scan(&live)
 		if err == nil {
 			// The generation's tables may be older than this code: creating what is missing is safe.
-			_, err = tx.Exec(ctx, fmt.Sprintf(generationSQL, Schema(live)))
+			if _, err = tx.Exec(ctx, fmt.Sprintf(generationSQL, Schema(live))); err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, grantReadersSQL)
 			return err
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
@@ -186,6 +252,9 @@ func CreateGeneration(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 	var gen int
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", LockKey); err != nil {
+			return err
+		}
+		if err := actAsOwner(ctx, tx); err != nil {
 			return err
 		}
 		// A generation still building was left by a rebuild that stopped (one rebuild at a time).
@@ -251,6 +320,9 @@ func Swap(ctx context.Context, pool *pgxpool.Pool, from, to int) ([]Behind, erro
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '30s'"); err != nil {
 			return err
 		}
+		if err := actAsOwner(ctx, tx); err != nil {
+			return err
+		}
 		var live int
 		if err := tx.QueryRow(ctx, "SELECT generation FROM orders_read.generations WHERE state = 'live' FOR UPDATE").Scan(&live); err != nil {
 			return fmt.Errorf("lock the live generation: %w", err)
@@ -300,6 +372,9 @@ var errNotCaughtUp = errors.New("not caught up")
 func Drop(ctx context.Context, pool *pgxpool.Pool, gen int) error {
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '30s'"); err != nil {
+			return err
+		}
+		if err := actAsOwner(ctx, tx); err != nil {
 			return err
 		}
 		var state string

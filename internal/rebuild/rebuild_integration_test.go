@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/order"
@@ -141,7 +142,7 @@ func (s *liveStack) startProjectors() (stop func()) {
 // shipOrder places, pays and ships an order (version 3) through the command service.
 func (s *liveStack) shipOrder(i int) (string, error) {
 	ctx := context.Background()
-	placed, err := s.commands.Place(ctx, events.Metadata{Actor: "test"}, order.PlaceOrder{
+	placed, err := s.commands.Place(ctx, testActor, events.Metadata{Actor: "test"}, order.PlaceOrder{
 		Customer:        events.Customer{ID: fmt.Sprintf("cus_%d", i%50), Name: fmt.Sprintf("Customer %d", i), Email: fmt.Sprintf("c%d@example.com", i)},
 		ShippingAddress: events.Address{Name: "A", Line1: "1 St", City: "London", PostalCode: "N1", Country: "GB"},
 		Currency:        "EUR",
@@ -151,14 +152,14 @@ func (s *liveStack) shipOrder(i int) (string, error) {
 		return "", fmt.Errorf("place: %w", err)
 	}
 	id := placed.Order.ID
-	if _, err := s.commands.Execute(ctx, id, 0, events.Metadata{Actor: "test"}, func(st order.State) ([]events.Payload, error) {
+	if _, err := s.commands.Execute(ctx, testActor, id, 0, events.Metadata{Actor: "test"}, auth.ChangeOrder, func(st order.State) ([]events.Payload, error) {
 		return st.ConfirmPayment(3998, "EUR", "p")
-	}); err != nil {
+	}, nil); err != nil {
 		return "", fmt.Errorf("pay %s: %w", id, err)
 	}
-	_, err = s.commands.Execute(ctx, id, 0, events.Metadata{Actor: "test"}, func(st order.State) ([]events.Payload, error) {
+	_, err = s.commands.Execute(ctx, testActor, id, 0, events.Metadata{Actor: "test"}, auth.ShipOrder, func(st order.State) ([]events.Payload, error) {
 		return st.Ship("DHL", fmt.Sprintf("JD%06d", i))
-	})
+	}, nil)
 	if err != nil {
 		return "", fmt.Errorf("ship %s: %w", id, err)
 	}
@@ -489,3 +490,6 @@ func TestInPlaceRebuildAfterManualReset(t *testing.T) {
 	s.verifyEventually(rebuild.Orders)
 	s.verifyEventually(rebuild.Search)
 }
+
+// testActor is the principal the test's commands run as.
+var testActor = auth.Principal{Subject: "test", Role: auth.Staff}

@@ -12,8 +12,8 @@ import (
 // ReplayParked asks a running projector (its operator endpoint at baseURL, projection.Loop.Routes) to
 // replay an order's parked events, and returns its answer. The projector owns its parking state, so the
 // replay runs inside it, between two batches; the order flows again when they all apply. client nil is
-// http.DefaultClient; bound the call with ctx.
-func ReplayParked(ctx context.Context, client *http.Client, baseURL, orderID string) (string, error) {
+// http.DefaultClient; bound the call with ctx. The endpoint needs an admin's bearer token.
+func ReplayParked(ctx context.Context, client *http.Client, baseURL, token, orderID string) (string, error) {
 	if client == nil {
 		client = http.DefaultClient
 	}
@@ -22,6 +22,7 @@ func ReplayParked(ctx context.Context, client *http.Client, baseURL, orderID str
 	if err != nil {
 		return "", err
 	}
+	req.Header.Set("Authorization", "Bearer "+token)
 	res, err := client.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("reach the projector at %s: %w", base, err)

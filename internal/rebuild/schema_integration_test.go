@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/internal/readmodel"
@@ -31,7 +32,7 @@ func TestV1EventIsReadAsV2Everywhere(t *testing.T) {
 	}
 	// Another order, paid, then shipped by an older release: a v1 event and its outbox row, inserted
 	// as that release's append did.
-	placed, err := s.commands.Place(ctx, events.Metadata{Actor: "test"}, order.PlaceOrder{
+	placed, err := s.commands.Place(ctx, testActor, events.Metadata{Actor: "test"}, order.PlaceOrder{
 		Customer:        events.Customer{ID: "cus_old", Name: "Old Release", Email: "old@example.com"},
 		ShippingAddress: events.Address{Name: "A", Line1: "1 St", City: "London", PostalCode: "N1", Country: "GB"},
 		Currency:        "EUR", Items: []events.LineItem{{SKU: "BK-1", Name: "Notes", Quantity: 1, UnitPrice: 500}},
@@ -40,9 +41,9 @@ func TestV1EventIsReadAsV2Everywhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := placed.Order.ID
-	if _, err := s.commands.Execute(ctx, old, 0, events.Metadata{Actor: "test"}, func(st order.State) ([]events.Payload, error) {
+	if _, err := s.commands.Execute(ctx, testActor, old, 0, events.Metadata{Actor: "test"}, auth.ChangeOrder, func(st order.State) ([]events.Payload, error) {
 		return st.ConfirmPayment(500, "EUR", "p")
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.pool.Exec(ctx, `WITH ev AS (
@@ -56,13 +57,13 @@ func TestV1EventIsReadAsV2Everywhere(t *testing.T) {
 	want := api.Shipment{Carrier: "UPS", TrackingNumber: "1Z-OLD"}
 
 	// The command service reads it as one parcel, and decides on it.
-	got, err := s.commands.Order(ctx, old, command.At{})
+	got, err := s.commands.Order(ctx, testActor, old, command.At{})
 	if err != nil || got.Status != "shipped" || got.Shipment == nil || *got.Shipment != want {
 		t.Fatalf("command service: Order = %+v, %v; want shipped with %+v", got, err, want)
 	}
-	if _, err := s.commands.Execute(ctx, old, 3, events.Metadata{Actor: "test"}, func(st order.State) ([]events.Payload, error) {
+	if _, err := s.commands.Execute(ctx, testActor, old, 3, events.Metadata{Actor: "test"}, auth.DeliverOrder, func(st order.State) ([]events.Payload, error) {
 		return st.Deliver()
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatalf("deliver the order an older release shipped: %v", err)
 	}
 

@@ -42,6 +42,9 @@ type SearchRequest struct {
 	Sort       string // one of the keys of sortFields, optionally prefixed with "-" for descending
 	Limit      int
 	Cursor     string
+	// CustomerID confines the search (matches, totals and facets) to one customer's orders: a customer
+	// principal searches its own orders only.
+	CustomerID string
 }
 
 // SearchResult is the answer's body.
@@ -131,6 +134,9 @@ func buildQuery(req SearchRequest) ([]byte, error) {
 	}
 	if req.Currency != "" {
 		filter = append(filter, map[string]any{"term": map[string]any{"currency": req.Currency}})
+	}
+	if req.CustomerID != "" {
+		filter = append(filter, map[string]any{"term": map[string]any{"customer.id": req.CustomerID}})
 	}
 	if req.PlacedFrom != nil || req.PlacedTo != nil {
 		r := map[string]any{}

@@ -96,3 +96,29 @@ func dropDatabase(ctx context.Context, conn *pgx.Conn, name string) error {
 		}
 	}
 }
+
+// PostgresAs returns a pool on the database of owner whose sessions act as role (SET ROLE after
+// connecting): Postgres checks every statement against role's rights, as for a service that logs in as
+// role. The database's owner must be a member of role (the migrations make it one). Closed when the
+// test ends.
+func PostgresAs(t testing.TB, owner *pgxpool.Pool, role string) *pgxpool.Pool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := owner.Config().Copy()
+	cfg.MinConns = 0
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, "SET ROLE "+pgx.Identifier{role}.Sanitize())
+		return err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("testenv: pool as %s: %v", role, err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		t.Fatalf("testenv: connect as %s: %v", role, err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}

@@ -67,7 +67,7 @@ func TestGoldenEnvelopes(t *testing.T) {
 				OrderID: "01936f3e-0000-7000-8000-000000000001", Version: int64(i + 1), Type: typ, SchemaVersion: sv,
 				OccurredAt: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC), RecordedAt: time.Date(2026, 11, 22, 10, 0, 0, 1000, time.UTC),
 				Data:     data,
-				Metadata: Metadata{CorrelationID: "corr-1", CausationID: "req-1", Actor: "ada"},
+				Metadata: Metadata{CorrelationID: "corr-1", CausationID: "req-1", Actor: "ada", ActorRole: "customer"},
 			}
 			got, err := json.MarshalIndent(env, "", "  ")
 			if err != nil {

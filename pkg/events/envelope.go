@@ -34,6 +34,9 @@ type Metadata struct {
 	CorrelationID string `json:"correlation_id"`
 	// CausationID is the id of the command (the HTTP request id) that recorded the event.
 	CausationID string `json:"causation_id"`
-	// Actor is who issued the command (X-Actor until authentication exists).
+	// Actor is who issued the command: the subject (sub) of its bearer token.
 	Actor string `json:"actor"`
+	// ActorRole is the actor's role when it issued the command: customer, staff or admin. Absent on
+	// events recorded before authentication existed (their actor is whatever the client said).
+	ActorRole string `json:"actor_role,omitempty"`
 }

@@ -1,18 +1,22 @@
 // Command command is the write side of orders: a REST API that validates each command against the
 // order's folded history and appends the new events, with their outbox rows, to the Postgres event
-// store in one transaction. It owns the event store's schema migrations.
+// store in one transaction. Every API route needs a bearer token (internal/auth). It connects as the
+// role orders_command, which may append but not change the schema: the owner migrates
+// (`ordersctl migrate`) before it starts. It deletes expired idempotency keys periodically.
 package main
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/eventstore"
@@ -34,6 +38,11 @@ type config struct {
 	SnapshotEvery int
 	// WriteVersion caps the schema version of the events written (0: latest).
 	WriteVersion int
+	Auth         auth.Config
+	// IdempotencyTTL is how long an Idempotency-Key is remembered; expired keys are deleted every
+	// IdempotencyCleanup.
+	IdempotencyTTL     time.Duration
+	IdempotencyCleanup time.Duration
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -46,6 +55,10 @@ func loadConfig(getenv func(string) string) (config, error) {
 		PoolMaxConns: r.Int("DB_MAX_CONNS", 32, 1, 1000),
 		// A load folds the events after the latest snapshot: usually fewer than SNAPSHOT_EVERY.
 		SnapshotEvery: r.Int("SNAPSHOT_EVERY", 100, 0, 1_000_000),
+		Auth:          auth.ReadConfig(r, getenv),
+		// At least a minute: a client retrying a request must find its key.
+		IdempotencyTTL:     r.Duration("IDEMPOTENCY_TTL", 24*time.Hour, time.Minute, 30*24*time.Hour),
+		IdempotencyCleanup: r.Duration("IDEMPOTENCY_CLEANUP_INTERVAL", 10*time.Minute, time.Second, 24*time.Hour),
 	}
 	v, err := events.ParseWriteVersion(r.String("EVENTS_WRITE_VERSION", "latest"))
 	r.Check(err == nil, "EVENTS_WRITE_VERSION", "%v", err)
@@ -64,14 +77,18 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	defer pool.Close()
-	migrateCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	err = eventstore.Migrate(migrateCtx, pool)
+	checkCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	err = eventstore.CheckMigrated(checkCtx, pool)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("migrate event store: %w", err)
+		return err
+	}
+	authn, err := auth.New(cfg.Auth, log)
+	if err != nil {
+		return err
 	}
 	store := eventstore.New(pool)
-	svc := &command.Service{Store: store, MaxRetries: cfg.MaxRetries, WriteVersion: cfg.WriteVersion}
+	svc := &command.Service{Store: store, MaxRetries: cfg.MaxRetries, WriteVersion: cfg.WriteVersion, IdempotencyTTL: cfg.IdempotencyTTL}
 	metrics := prometheus.NewRegistry()
 	if cfg.SnapshotEvery > 0 {
 		svc.Snapshots = command.NewSnapshots(store, cfg.SnapshotEvery, 0, log)
@@ -88,9 +105,34 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Log:       log,
 		BodyLimit: cfg.BodyLimit,
 		Ready:     pool.Ping,
+		Auth:      authn,
 		Metrics:   metrics,
 	})
-	return api.Run(ctx, cfg.HTTP, nil)
+	return api.RunWith(ctx, cfg.HTTP, func(ctx context.Context) error {
+		cleanIdempotency(ctx, store, cfg.IdempotencyCleanup, log)
+		return nil
+	})
+}
+
+// cleanIdempotency deletes expired idempotency keys every interval until ctx ends. A failure is
+// logged and tried again next time (a key found expired is also deleted when it is used again).
+func cleanIdempotency(ctx context.Context, store *eventstore.Store, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := store.DeleteExpiredIdempotency(ctx, 1000)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("deleting expired idempotency keys failed; retrying at the next interval", "error", err.Error())
+		case n > 0:
+			log.Info("deleted expired idempotency keys", "keys", n)
+		}
+	}
 }
 
 func writeVersionName(v int) string {

@@ -3,10 +3,11 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadConfig(t *testing.T) {
-	env := map[string]string{"DATABASE_URL": "postgres://x"}
+	env := map[string]string{"DATABASE_URL": "postgres://x", "AUTH_MODE": "dev", "AUTH_DEV_DIR": t.TempDir()}
 	get := func(k string) string { return env[k] }
 	cfg, err := loadConfig(get)
 	if err != nil {
@@ -14,6 +15,10 @@ func TestLoadConfig(t *testing.T) {
 	}
 	if cfg.HTTP.Addr != ":8080" || cfg.SnapshotEvery != 100 || cfg.WriteVersion != 0 || cfg.MaxRetries != 5 {
 		t.Errorf("defaults = %+v, want :8080, snapshots every 100 events, the latest schema versions", cfg)
+	}
+	if cfg.IdempotencyTTL != 24*time.Hour || cfg.IdempotencyCleanup != 10*time.Minute || cfg.Auth.Issuer != "orders-dev" ||
+		cfg.Auth.RateRPS != 50 || cfg.Auth.RateBurst != 100 {
+		t.Errorf("defaults = %+v", cfg)
 	}
 	env["SNAPSHOT_EVERY"], env["EVENTS_WRITE_VERSION"] = "0", "1"
 	if cfg, err := loadConfig(get); err != nil || cfg.SnapshotEvery != 0 || cfg.WriteVersion != 1 {
@@ -23,9 +28,9 @@ func TestLoadConfig(t *testing.T) {
 	if cfg, err := loadConfig(get); err != nil || cfg.WriteVersion != 0 {
 		t.Errorf("EVENTS_WRITE_VERSION=latest: %+v, %v", cfg, err)
 	}
-	bad := map[string]string{"SNAPSHOT_EVERY": "-1", "EVENTS_WRITE_VERSION": "3"}
+	bad := map[string]string{"SNAPSHOT_EVERY": "-1", "EVENTS_WRITE_VERSION": "3", "IDEMPOTENCY_TTL": "1s", "RATE_LIMIT_BURST": "0", "AUTH_MODE": "off"}
 	_, err = loadConfig(func(k string) string { return bad[k] })
-	for _, want := range []string{"DATABASE_URL", "SNAPSHOT_EVERY", "EVENTS_WRITE_VERSION"} {
+	for _, want := range []string{"DATABASE_URL", "SNAPSHOT_EVERY", "EVENTS_WRITE_VERSION", "IDEMPOTENCY_TTL", "RATE_LIMIT_BURST", "AUTH_MODE"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("loadConfig(bad) = %v, want it to name %s", err, want)
 		}

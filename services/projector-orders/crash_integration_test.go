@@ -82,7 +82,7 @@ func TestKillBetweenWriteAndCommit(t *testing.T) {
 	}
 	env := []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(brokers, ","), "EVENTS_TOPIC=" + topic,
 		"PROJECTOR_GROUP=" + group, "PROJECTOR_BATCH_SIZE=50",
-		"PATH=" + os.Getenv("PATH"),
+		"PATH=" + os.Getenv("PATH"), "AUTH_MODE=dev", "AUTH_DEV_DIR=" + t.TempDir(),
 		"PROJECTOR_SESSION_TIMEOUT=6s", // the killed member holds its partitions until its session ends
 	}
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/httpserver"
 	"github.com/orders-oss/orders/internal/projection"
@@ -27,6 +28,7 @@ type config struct {
 	DatabaseURL string
 	HTTP        httpserver.Listen
 	Failpoint   string
+	Auth        auth.Config
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -36,6 +38,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DatabaseURL: r.Required("DATABASE_URL"),
 		HTTP:        httpserver.ReadListen(r, ":8083"),
 		Failpoint:   r.String("PROJECTOR_FAILPOINT", ""),
+		Auth:        auth.ReadConfig(r, getenv),
 	}
 	r.Check(c.Failpoint == "" || c.Failpoint == "kill-after-write", "PROJECTOR_FAILPOINT", "must be empty or kill-after-write (for crash tests only)")
 	return c, r.Err()
@@ -52,7 +55,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("DATABASE_URL: %w", err)
 	}
 	defer pool.Close()
-	p := projection.Projector{Service: "projector-orders", Config: cfg.Config, Log: log, Waits: "Postgres",
+	authn, err := auth.New(cfg.Auth, log)
+	if err != nil {
+		return err
+	}
+	p := projection.Projector{Service: "projector-orders", Config: cfg.Config, Log: log, Auth: authn, Waits: "Postgres",
 		Ping: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("postgres: %w", err)

@@ -56,7 +56,7 @@ func newGroup(t *testing.T, partitions int32, session string) *group {
 	if out, err := exec.Command("go", "build", "-o", g.bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	g.env = []string{"DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(g.brokers, ","), "EVENTS_TOPIC=" + g.topic,
+	g.env = []string{"AUTH_MODE=dev", "AUTH_DEV_DIR=" + t.TempDir(), "DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(g.brokers, ","), "EVENTS_TOPIC=" + g.topic,
 		"PROJECTOR_GROUP=" + g.name, "PROJECTOR_SESSION_TIMEOUT=" + session, "HTTP_DRAIN_DELAY=0s", "PATH=" + os.Getenv("PATH")}
 	return g
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/opensearch-project/opensearch-go/v2"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/httpserver"
 	"github.com/orders-oss/orders/internal/projection"
@@ -27,6 +28,7 @@ type config struct {
 	Index         string
 	HTTP          httpserver.Listen
 	GapGrace      time.Duration
+	Auth          auth.Config
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -38,6 +40,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Index:         r.String("SEARCH_INDEX", "orders-v1"),
 		HTTP:          httpserver.ReadListen(r, ":8084"),
 		GapGrace:      r.Duration("PROJECTOR_GAP_GRACE", 10*time.Second, 0, 10*time.Minute),
+		Auth:          auth.ReadConfig(r, getenv),
 	}
 	return c, r.Err()
 }
@@ -53,7 +56,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("OPENSEARCH_URL: %w", err)
 	}
 	ix := searchindex.New(search, cfg.Alias)
-	p := projection.Projector{Service: "projector-search", Config: cfg.Config, Log: log, Waits: "OpenSearch",
+	authn, err := auth.New(cfg.Auth, log)
+	if err != nil {
+		return err
+	}
+	p := projection.Projector{Service: "projector-search", Config: cfg.Config, Log: log, Auth: authn, Waits: "OpenSearch",
 		Ping: func(ctx context.Context) error {
 			if err := ix.Ping(ctx); err != nil {
 				return fmt.Errorf("opensearch: %w", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/opensearch-project/opensearch-go/v2"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/httpserver"
 	"github.com/orders-oss/orders/internal/searchindex"
@@ -26,6 +27,7 @@ type config struct {
 	Alias          string
 	HTTP           httpserver.Listen
 	MinVersionWait time.Duration
+	Auth           auth.Config
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -37,6 +39,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		HTTP:          httpserver.ReadListen(r, ":8081"),
 		// Bounded well below the server's write timeout (httpserver.WriteTimeout, 30s).
 		MinVersionWait: r.Duration("QUERY_MIN_VERSION_WAIT", httpapi.DefaultMinVersionWait, 0, 20*time.Second),
+		Auth:           auth.ReadConfig(r, getenv),
 	}
 	return c, r.Err()
 }
@@ -57,7 +60,11 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("OPENSEARCH_URL: %w", err)
 	}
 	ix := searchindex.New(client, cfg.Alias)
-	h := httpapi.New(httpapi.Config{Search: ix, Orders: pool, Log: log,
+	authn, err := auth.New(cfg.Auth, log)
+	if err != nil {
+		return err
+	}
+	h := httpapi.New(httpapi.Config{Search: ix, Orders: pool, Log: log, Auth: authn,
 		MinVersionWait: cfg.MinVersionWait, Ready: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
 				return fmt.Errorf("postgres: %w", err)

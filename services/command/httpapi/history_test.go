@@ -17,8 +17,12 @@ import (
 func fields(t *testing.T, query string, err error) []string {
 	t.Helper()
 	var p *problem.Problem
-	if !errors.As(err, &p) || p.Status != 400 || p.Code != "invalid_parameter" {
-		t.Fatalf("?%s: error = %v, want a 400 invalid_parameter problem", query, err)
+	want := "invalid_parameter"
+	if query == "version=3&as_of=2026-11-22T15:00:00Z" {
+		want = "conflicting_parameters" // well-formed, but not together: a rule of its own
+	}
+	if !errors.As(err, &p) || p.Status != 400 || p.Code != want {
+		t.Fatalf("?%s: error = %v, want a 400 %s problem", query, err, want)
 	}
 	var out []string
 	for _, f := range p.Errors {

@@ -1,6 +1,8 @@
 // Package httpapi is the command REST API of orders: it parses HTTP requests into domain commands,
 // runs them through the application layer (internal/command) and maps the outcome and errors to
-// answers. Error answers are problem+json; the one table from error to status is mapError.
+// answers. Every route but the probes needs a bearer token (the chassis authenticates; the application
+// layer decides what the principal may do). Error answers are problem+json; the one table from error to
+// status is mapError.
 package httpapi
 
 import (
@@ -15,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/httpserver"
@@ -29,6 +32,7 @@ type Config struct {
 	Log       *slog.Logger
 	BodyLimit string                          // e.g. "256KB"
 	Ready     func(ctx context.Context) error // for /readyz
+	Auth      httpserver.Auth                 // authenticates every API route
 	Metrics   *prometheus.Registry            // served at /metrics when set
 }
 
@@ -40,15 +44,15 @@ type server struct {
 func New(cfg Config) *httpserver.Server {
 	s := &server{cfg}
 	e := httpserver.New(httpserver.Config{Service: "command", Log: cfg.Log, Ready: cfg.Ready, Errors: mapError, BodyLimit: cfg.BodyLimit,
-		Metrics: cfg.Metrics})
+		Auth: cfg.Auth, Metrics: cfg.Metrics})
 	e.POST("/orders", s.placeOrder)
-	e.POST("/orders/:id/items", s.command(s.addItem))
-	e.DELETE("/orders/:id/items/:sku", s.command(s.removeItem))
-	e.PUT("/orders/:id/shipping-address", s.command(s.changeAddress))
-	e.POST("/orders/:id/payment", s.command(s.confirmPayment))
-	e.POST("/orders/:id/shipment", s.command(s.ship))
-	e.POST("/orders/:id/delivery", s.command(s.deliver))
-	e.POST("/orders/:id/cancellation", s.command(s.cancel))
+	e.POST("/orders/:id/items", s.command(auth.ChangeOrder, s.addItem))
+	e.DELETE("/orders/:id/items/:sku", s.command(auth.ChangeOrder, s.removeItem))
+	e.PUT("/orders/:id/shipping-address", s.command(auth.ChangeOrder, s.changeAddress))
+	e.POST("/orders/:id/payment", s.command(auth.ChangeOrder, s.confirmPayment))
+	e.POST("/orders/:id/shipment", s.command(auth.ShipOrder, s.ship))
+	e.POST("/orders/:id/delivery", s.command(auth.DeliverOrder, s.deliver))
+	e.POST("/orders/:id/cancellation", s.command(auth.ChangeOrder, s.cancel))
 	e.GET("/orders/:id", s.getOrder)
 	e.GET("/orders/:id/events", s.listEvents)
 	return e
@@ -82,9 +86,12 @@ func mapError(err error) *problem.Problem {
 	if errors.As(err, &unknown) {
 		return schemaUnsupported(unknown)
 	}
+	if errors.Is(err, command.ErrForbidden) {
+		return problem.New(http.StatusForbidden, "forbidden", strings.TrimPrefix(err.Error(), command.ErrForbidden.Error()+": "))
+	}
 	if errors.Is(err, command.ErrKeyReused) {
 		return problem.New(http.StatusUnprocessableEntity, "idempotency_key_reused",
-			"this Idempotency-Key was used with a different request; use a new key for a new order")
+			"this Idempotency-Key was used with a different request; use a new key for a new request")
 	}
 	return nil
 }
@@ -107,25 +114,42 @@ func schemaUnsupported(e *events.UnknownEventError) *problem.Problem {
 	return p
 }
 
-// metadata builds the events' metadata from the request: X-Correlation-ID (or a new one, echoed in the
-// answer), the request id as causation id, X-Actor.
-func metadata(c echo.Context) (events.Metadata, error) {
-	corr := strings.TrimSpace(c.Request().Header.Get("X-Correlation-ID"))
-	if len(corr) > 200 {
-		return events.Metadata{}, problem.New(http.StatusBadRequest, "invalid_header", "X-Correlation-ID must be at most 200 characters")
+// principal is who the chassis authenticated.
+func principal(c echo.Context) (auth.Principal, error) {
+	p, ok := auth.FromContext(c.Request().Context())
+	if !ok {
+		return auth.Principal{}, problem.New(http.StatusUnauthorized, "unauthenticated", "this request needs a bearer token")
 	}
-	actor := strings.TrimSpace(c.Request().Header.Get("X-Actor"))
-	if len(actor) > 200 {
-		return events.Metadata{}, problem.New(http.StatusBadRequest, "invalid_header", "X-Actor must be at most 200 characters")
+	return p, nil
+}
+
+// metadata builds the events' metadata from the request: X-Correlation-ID (or a new one, echoed in the
+// answer), the request id as causation id, and the authenticated principal as the actor (its subject
+// and role; what a client says in X-Actor is not read).
+func metadata(c echo.Context, p auth.Principal) (events.Metadata, error) {
+	corr := strings.TrimSpace(c.Request().Header.Get("X-Correlation-ID"))
+	if len(corr) > 200 || strings.ContainsFunc(corr, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+		return events.Metadata{}, problem.New(http.StatusBadRequest, "invalid_header", "X-Correlation-ID must be at most 200 printable ASCII characters")
 	}
 	if corr == "" {
 		corr = uuid.Must(uuid.NewV7()).String()
 	}
-	if actor == "" {
-		actor = "anonymous"
-	}
 	c.Response().Header().Set("X-Correlation-ID", corr)
-	return events.Metadata{CorrelationID: corr, CausationID: httpserver.RequestID(c.Request().Context()), Actor: actor}, nil
+	return events.Metadata{CorrelationID: corr, CausationID: httpserver.RequestID(c.Request().Context()), Actor: p.Subject,
+		ActorRole: string(p.Role)}, nil
+}
+
+// idempotency reads Idempotency-Key: a retry must repeat the method, path, If-Match and body.
+func idempotency(c echo.Context, body []byte) (*command.Idempotency, error) {
+	key := c.Request().Header.Get("Idempotency-Key")
+	if key == "" {
+		return nil, nil
+	}
+	if !validKey(key) {
+		return nil, problem.New(http.StatusBadRequest, "invalid_header", "Idempotency-Key must be 1 to 200 visible ASCII characters")
+	}
+	req := c.Request()
+	return &command.Idempotency{Key: key, RequestHash: requestHash(req.Method, req.URL.Path, req.Header.Get("If-Match"), body)}, nil
 }
 
 type placeOrderBody struct {
@@ -141,18 +165,19 @@ func (s *server) placeOrder(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	md, err := metadata(c)
+	p, err := principal(c)
 	if err != nil {
 		return err
 	}
-	var idem *command.Idempotency
-	if key := strings.TrimSpace(c.Request().Header.Get("Idempotency-Key")); key != "" {
-		if len(key) > 200 {
-			return problem.New(http.StatusBadRequest, "invalid_header", "Idempotency-Key must be at most 200 characters")
-		}
-		idem = &command.Idempotency{Key: key, RequestHash: requestHash(c.Request().Method, c.Request().URL.Path, raw)}
+	md, err := metadata(c, p)
+	if err != nil {
+		return err
 	}
-	out, err := s.Commands.Place(c.Request().Context(), md, order.PlaceOrder{Customer: body.Customer,
+	idem, err := idempotency(c, raw)
+	if err != nil {
+		return err
+	}
+	out, err := s.Commands.Place(c.Request().Context(), p, md, order.PlaceOrder{Customer: body.Customer,
 		ShippingAddress: body.ShippingAddress, Currency: body.Currency, Items: body.Items}, idem)
 	if err != nil {
 		return err
@@ -165,14 +190,20 @@ func (s *server) placeOrder(c echo.Context) error {
 	return c.JSONBlob(http.StatusCreated, out.Body)
 }
 
-// decider reads a command's body and returns the decision to take on the current state.
-type decider func(c echo.Context) (order.Decision, error)
+// decider reads a command's body and returns the decision to take on the current state, and the raw
+// body (for the idempotency hash).
+type decider func(c echo.Context) (order.Decision, []byte, error)
 
 // command runs a command on an existing order: If-Match pins the version (412 when stale, no retry);
 // without it a concurrent change is retried on fresh state up to the service's MaxRetries, then 409.
-func (s *server) command(d decider) echo.HandlerFunc {
+// action is what the principal's role must allow (403 otherwise).
+func (s *server) command(action auth.Action, d decider) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		decide, err := d(c)
+		p, err := principal(c)
+		if err != nil {
+			return err
+		}
+		decide, raw, err := d(c)
 		if err != nil {
 			return err
 		}
@@ -180,79 +211,92 @@ func (s *server) command(d decider) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		md, err := metadata(c)
+		md, err := metadata(c, p)
 		if err != nil {
 			return err
 		}
-		out, err := s.Commands.Execute(c.Request().Context(), c.Param("id"), pinned, md, decide)
+		idem, err := idempotency(c, raw)
 		if err != nil {
 			return err
+		}
+		out, err := s.Commands.Execute(c.Request().Context(), p, c.Param("id"), pinned, md, action, decide, idem)
+		if err != nil {
+			return err
+		}
+		if out.Replayed {
+			c.Response().Header().Set("Idempotent-Replayed", "true")
 		}
 		c.Response().Header().Set("ETag", etag(out.Order.Version))
 		return c.JSONBlob(http.StatusOK, out.Body)
 	}
 }
 
-func (s *server) addItem(c echo.Context) (order.Decision, error) {
+func (s *server) addItem(c echo.Context) (order.Decision, []byte, error) {
 	var it events.LineItem
-	if _, err := readJSON(c, &it, false); err != nil {
-		return nil, err
+	raw, err := readJSON(c, &it, false)
+	if err != nil {
+		return nil, nil, err
 	}
-	return func(st order.State) ([]events.Payload, error) { return st.AddItem(it) }, nil
+	return func(st order.State) ([]events.Payload, error) { return st.AddItem(it) }, raw, nil
 }
 
-func (s *server) removeItem(c echo.Context) (order.Decision, error) {
+func (s *server) removeItem(c echo.Context) (order.Decision, []byte, error) {
 	sku := c.Param("sku")
-	return func(st order.State) ([]events.Payload, error) { return st.RemoveItem(sku) }, nil
+	return func(st order.State) ([]events.Payload, error) { return st.RemoveItem(sku) }, nil, nil
 }
 
-func (s *server) changeAddress(c echo.Context) (order.Decision, error) {
+func (s *server) changeAddress(c echo.Context) (order.Decision, []byte, error) {
 	var a events.Address
-	if _, err := readJSON(c, &a, false); err != nil {
-		return nil, err
+	raw, err := readJSON(c, &a, false)
+	if err != nil {
+		return nil, nil, err
 	}
-	return func(st order.State) ([]events.Payload, error) { return st.ChangeShippingAddress(a) }, nil
+	return func(st order.State) ([]events.Payload, error) { return st.ChangeShippingAddress(a) }, raw, nil
 }
 
-func (s *server) confirmPayment(c echo.Context) (order.Decision, error) {
+func (s *server) confirmPayment(c echo.Context) (order.Decision, []byte, error) {
 	var p struct {
 		Amount    int64  `json:"amount"`
 		Currency  string `json:"currency"`
 		Reference string `json:"reference"`
 	}
-	if _, err := readJSON(c, &p, false); err != nil {
-		return nil, err
+	raw, err := readJSON(c, &p, false)
+	if err != nil {
+		return nil, nil, err
 	}
 	return func(st order.State) ([]events.Payload, error) {
 		return st.ConfirmPayment(p.Amount, p.Currency, p.Reference)
-	}, nil
+	}, raw, nil
 }
 
-func (s *server) ship(c echo.Context) (order.Decision, error) {
+func (s *server) ship(c echo.Context) (order.Decision, []byte, error) {
 	var p struct {
 		Carrier        string `json:"carrier"`
 		TrackingNumber string `json:"tracking_number"`
 	}
-	if _, err := readJSON(c, &p, false); err != nil {
-		return nil, err
+	raw, err := readJSON(c, &p, false)
+	if err != nil {
+		return nil, nil, err
 	}
-	return func(st order.State) ([]events.Payload, error) { return st.Ship(p.Carrier, p.TrackingNumber) }, nil
+	return func(st order.State) ([]events.Payload, error) { return st.Ship(p.Carrier, p.TrackingNumber) }, raw, nil
 }
 
-func (s *server) deliver(c echo.Context) (order.Decision, error) {
+func (s *server) deliver(c echo.Context) (order.Decision, []byte, error) {
 	var p struct{}
-	if _, err := readJSON(c, &p, true); err != nil {
-		return nil, err
+	raw, err := readJSON(c, &p, true)
+	if err != nil {
+		return nil, nil, err
 	}
-	return func(st order.State) ([]events.Payload, error) { return st.Deliver() }, nil
+	return func(st order.State) ([]events.Payload, error) { return st.Deliver() }, raw, nil
 }
 
-func (s *server) cancel(c echo.Context) (order.Decision, error) {
+func (s *server) cancel(c echo.Context) (order.Decision, []byte, error) {
 	var p struct {
 		Reason string `json:"reason"`
 	}
-	if _, err := readJSON(c, &p, false); err != nil {
-		return nil, err
+	raw, err := readJSON(c, &p, false)
+	if err != nil {
+		return nil, nil, err
 	}
-	return func(st order.State) ([]events.Payload, error) { return st.Cancel(p.Reason) }, nil
+	return func(st order.State) ([]events.Payload, error) { return st.Cancel(p.Reason) }, raw, nil
 }

@@ -16,6 +16,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/orders-oss/orders/internal/apispec"
+	"github.com/orders-oss/orders/internal/auth"
+	"github.com/orders-oss/orders/internal/auth/authtest"
 	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/problem"
@@ -30,24 +33,39 @@ const placeBody = `{"customer": {"id": "cus_1042", "name": "Ada Lovelace", "emai
  "items": [{"sku": "BK-001", "name": "Notes on the Engine", "quantity": 2, "unit_price": 1999}]}`
 
 type env struct {
-	t    *testing.T
-	srv  *httptest.Server
-	pool *pgxpool.Pool
+	t      *testing.T
+	srv    *httptest.Server
+	pool   *pgxpool.Pool
+	issuer *authtest.Issuer
+	staff  string       // the Authorization header every request sends unless it sets its own
+	client *http.Client // checks every request and answer against docs/openapi.yaml
 }
 
-func setup(t *testing.T) *env {
+// setup serves the command API on a database of the test's own, connected as the service's role
+// (orders_command), behind a token issuer of the test's own; every request and answer is checked
+// against docs/openapi.yaml.
+func setup(t *testing.T, opts ...authtest.Options) *env {
 	t.Helper()
-	pool := testenv.Postgres(t)
-	if err := eventstore.Migrate(context.Background(), pool); err != nil {
+	owner := testenv.Postgres(t)
+	if err := eventstore.Migrate(context.Background(), owner); err != nil {
 		t.Fatal(err)
 	}
+	pool := testenv.PostgresAs(t, owner, "orders_command")
+	issuer := authtest.New(t, opts...)
 	h := httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		BodyLimit: "16KB", Ready: pool.Ping})
+		BodyLimit: "16KB", Ready: pool.Ping, Auth: issuer.Auth})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, pool: pool}
+	return &env{t: t, srv: srv, pool: owner, issuer: issuer, staff: issuer.Bearer(t, authtest.Staff),
+		client: apispec.Client(t, "../../../docs/openapi.yaml", apispec.CommandServer)}
 }
 
+// as is the header pair that makes a request p's.
+func (e *env) as(p auth.Principal) []string {
+	return []string{"Authorization", e.issuer.Bearer(e.t, p)}
+}
+
+// do sends a request as staff unless headers set Authorization ("" sends none).
 func (e *env) do(method, path, body string, headers ...string) (*http.Response, []byte) {
 	e.t.Helper()
 	req, err := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
@@ -57,10 +75,14 @@ func (e *env) do(method, path, body string, headers ...string) (*http.Response, 
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("Authorization", e.staff)
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	if req.Header.Get("Authorization") == "" {
+		req.Header.Del("Authorization")
+	}
+	res, err := e.client.Do(req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -94,7 +116,7 @@ func (e *env) place() api.Order {
 func TestOrderLifecycle(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	res, raw := e.do("POST", "/orders", placeBody, "X-Correlation-ID", "corr-42", "X-Actor", "ada")
+	res, raw := e.do("POST", "/orders", placeBody, append(e.as(authtest.Ada), "X-Correlation-ID", "corr-42", "X-Actor", "mallory")...)
 	if res.StatusCode != 201 {
 		t.Fatalf("POST /orders = %d %s", res.StatusCode, raw)
 	}
@@ -120,7 +142,7 @@ func TestOrderLifecycle(t *testing.T) {
 		{"POST", "/delivery", `{}`, "delivered", 8, 3998},
 	}
 	for _, s := range steps {
-		res, raw := e.do(s.method, "/orders/"+o.ID+s.path, s.body, "If-Match", fmt.Sprintf(`"%d"`, s.wantVersion-1))
+		res, raw := e.do(s.method, "/orders/"+o.ID+s.path, s.body, "If-Match", fmt.Sprintf(`"%d"`, s.wantVersion-1)) // as staff
 		var got api.Order
 		_ = json.Unmarshal(raw, &got)
 		if res.StatusCode != 200 || got.Status != s.wantStatus || got.Version != s.wantVersion || got.Total != s.wantTotal {
@@ -140,6 +162,7 @@ func TestOrderLifecycle(t *testing.T) {
 				CorrelationID string `json:"correlation_id"`
 				CausationID   string `json:"causation_id"`
 				Actor         string `json:"actor"`
+				ActorRole     string `json:"actor_role"`
 			} `json:"metadata"`
 		} `json:"events"`
 		NextCursor *string `json:"next_cursor"`
@@ -148,8 +171,12 @@ func TestOrderLifecycle(t *testing.T) {
 	if res.StatusCode != 200 || len(page.Events) != 5 || page.NextCursor == nil || page.Events[0].Type != "OrderPlaced" {
 		t.Fatalf("first page = %d %s", res.StatusCode, raw)
 	}
-	if m := page.Events[0].Metadata; m.CorrelationID != "corr-42" || m.Actor != "ada" || m.CausationID == "" {
-		t.Errorf("metadata = %+v, want correlation corr-42, actor ada, a causation id", m)
+	// The actor is the token's subject and role, never what X-Actor claims.
+	if m := page.Events[0].Metadata; m.CorrelationID != "corr-42" || m.Actor != "ada" || m.ActorRole != "customer" || m.CausationID == "" {
+		t.Errorf("metadata = %+v, want correlation corr-42, actor ada (customer), a causation id", m)
+	}
+	if m := page.Events[1].Metadata; m.Actor != authtest.Staff.Subject || m.ActorRole != "staff" {
+		t.Errorf("metadata of version 2 = %+v, want actor %s (staff)", m, authtest.Staff.Subject)
 	}
 	res, raw = e.do("GET", "/orders/"+o.ID+"/events?limit=5&cursor="+*page.NextCursor, "")
 	page.NextCursor = nil

@@ -1,6 +1,8 @@
 // Package httpapi is the read API of orders: an order by id and lists from the Postgres read model,
-// and search from the OpenSearch index. Errors are problem+json like the command API's; a read model
-// or index that cannot answer gives 503, never a 500 with its internals.
+// and search from the OpenSearch index. Every route but the probes needs a bearer token; a customer
+// reads, lists and searches its own orders only (another customer's order is not found). Errors are
+// problem+json like the command API's; a read model or index that cannot answer gives 503, never a 500
+// with its internals.
 package httpapi
 
 import (
@@ -8,12 +10,15 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/httpserver"
 	"github.com/orders-oss/orders/internal/problem"
 	"github.com/orders-oss/orders/internal/readmodel"
@@ -34,15 +39,17 @@ type Config struct {
 	// MinVersionWait bounds how long GET /orders/{id}?min_version=N waits for the read model to reach
 	// version N (QUERY_MIN_VERSION_WAIT, DefaultMinVersionWait unless set); 0 answers at once.
 	MinVersionWait time.Duration
+	Auth           httpserver.Auth // authenticates every API route
 }
 
 // New returns the read API's handler.
 func New(cfg Config) *httpserver.Server {
-	e := httpserver.New(httpserver.Config{Service: "query", Log: cfg.Log, Ready: cfg.Ready, Errors: mapError})
+	e := httpserver.New(httpserver.Config{Service: "query", Log: cfg.Log, Ready: cfg.Ready, Errors: mapError, Auth: cfg.Auth})
 	s := &server{cfg}
-	e.GET("/orders/search", s.search)
-	e.GET("/orders", s.listOrders)
-	e.GET("/orders/:id", s.getOrder)
+	read := auth.Require(auth.ReadOrders)
+	e.GET("/orders/search", s.search, read)
+	e.GET("/orders", s.listOrders, read)
+	e.GET("/orders/:id", s.getOrder, read)
 	return e
 }
 
@@ -64,6 +71,8 @@ func mapError(err error) *problem.Problem {
 	return nil
 }
 
+var currencyCode = regexp.MustCompile(`^[A-Z]{3}$`)
+
 var statuses = map[string]bool{"placed": true, "paid": true, "shipped": true, "delivered": true, "cancelled": true}
 
 // params collects query-parameter problems so one answer lists them all.
@@ -76,13 +85,25 @@ func (p *params) fail(name, msg string) {
 	p.errors = append(p.errors, problem.FieldError{Field: name, Message: msg})
 }
 
+// dateTime is the RFC 3339 form docs/openapi.yaml allows (upper-case T and Z).
+var dateTime = regexp.MustCompile(`^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`)
+
+// value returns the parameter's first value and whether it was sent at all (an empty value was).
+func (p *params) value(name string) (string, bool) {
+	v, ok := p.c.QueryParams()[name]
+	if !ok || len(v) == 0 {
+		return "", false
+	}
+	return v[0], true
+}
+
 func (p *params) time(name string) *time.Time {
-	v := p.c.QueryParam(name)
-	if v == "" {
+	v, ok := p.value(name)
+	if !ok {
 		return nil
 	}
 	t, err := time.Parse(time.RFC3339, v)
-	if err != nil {
+	if err != nil || !dateTime.MatchString(v) {
 		p.fail(name, "must be an RFC 3339 time like 2026-11-22T10:00:00Z")
 		return nil
 	}
@@ -90,12 +111,12 @@ func (p *params) time(name string) *time.Time {
 }
 
 func (p *params) int64(name string) *int64 {
-	v := p.c.QueryParam(name)
-	if v == "" {
+	v, ok := p.value(name)
+	if !ok {
 		return nil
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
+	n, ok := httpserver.ParseInteger(v)
+	if !ok || n < 0 {
 		p.fail(name, "must be a whole number, 0 or more")
 		return nil
 	}
@@ -103,23 +124,23 @@ func (p *params) int64(name string) *int64 {
 }
 
 func (p *params) limit(def, most int) int {
-	v := p.c.QueryParam("limit")
-	if v == "" {
+	v, ok := p.value("limit")
+	if !ok {
 		return def
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > most {
+	n, ok := httpserver.ParseInteger(v)
+	if !ok || n < 1 || n > int64(most) {
 		p.fail("limit", "must be a whole number from 1 to "+strconv.Itoa(most))
 		return def
 	}
-	return n
+	return int(n)
 }
 
 func (p *params) statuses() []string {
 	var out []string
 	for _, v := range p.c.QueryParams()["status"] {
 		for _, s := range strings.Split(v, ",") {
-			if s = strings.TrimSpace(s); s == "" {
+			if s = strings.Trim(s, " "); s == "" {
 				continue
 			}
 			if !statuses[s] {
@@ -146,10 +167,10 @@ func (s *server) search(c echo.Context) error {
 	req := searchindex.SearchRequest{Q: c.QueryParam("q"), Statuses: p.statuses(), Currency: c.QueryParam("currency"),
 		PlacedFrom: p.time("placed_from"), PlacedTo: p.time("placed_to"), TotalMin: p.int64("total_min"),
 		TotalMax: p.int64("total_max"), Sort: c.QueryParam("sort"), Limit: p.limit(searchindex.DefaultLimit, searchindex.MaxPageSize), Cursor: c.QueryParam("cursor")}
-	if len(req.Q) > searchindex.MaxQueryLen {
+	if utf8.RuneCountInString(req.Q) > searchindex.MaxQueryLen {
 		p.fail("q", "must be at most "+strconv.Itoa(searchindex.MaxQueryLen)+" characters")
 	}
-	if req.Currency != "" && (len(req.Currency) != 3 || strings.ToUpper(req.Currency) != req.Currency) {
+	if _, sent := p.value("currency"); sent && !currencyCode.MatchString(req.Currency) {
 		p.fail("currency", "must be an ISO 4217 code like EUR")
 	}
 	if req.Sort != "" && !searchindex.ValidSort(req.Sort) {
@@ -158,6 +179,7 @@ func (s *server) search(c echo.Context) error {
 	if err := p.err(); err != nil {
 		return err
 	}
+	req.CustomerID = principal(c).Scope() // a customer searches its own orders only
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 5*time.Second)
 	defer cancel()
 	res, err := s.Search.Search(ctx, req)
@@ -165,4 +187,10 @@ func (s *server) search(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, res)
+}
+
+// principal is who the chassis authenticated (the routes require one).
+func principal(c echo.Context) auth.Principal {
+	p, _ := auth.FromContext(c.Request().Context())
+	return p
 }

@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/httpserver"
 	"github.com/orders-oss/orders/internal/problem"
 	"github.com/orders-oss/orders/internal/readmodel"
@@ -34,10 +36,23 @@ const StaleHeader = "X-Read-Model-Stale"
 // With min_version=N it waits (at most MinVersionWait) until the read model holds version N or later
 // (read-your-writes after a command that answered ETag "N").
 func (s *server) getOrder(c echo.Context) error {
+	// Time travel reads the event store: the command API answers it; this read model holds no history.
+	p := &params{c: c}
+	for _, name := range []string{"version", "as_of"} {
+		if c.QueryParams().Has(name) {
+			p.fail(name, "time travel is answered by the command API (GET /orders/{id} on port 8080), which reads the event store; the query API serves the read model as it is now")
+		}
+	}
+	if len(p.errors) > 0 {
+		// A rule a schema cannot state (one operation describes both APIs; docs/openapi.yaml says it).
+		pr := problem.New(http.StatusBadRequest, "not_supported_here", "time travel is answered by the command API, which reads the event store")
+		pr.Errors = p.errors
+		return pr
+	}
 	var minVersion int64
-	if v := c.QueryParam("min_version"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 {
+	if v, ok := c.QueryParams()["min_version"]; ok {
+		n, ok := httpserver.ParseInteger(v[0])
+		if !ok || n < 1 {
 			p := &params{c: c}
 			p.fail("min_version", "must be a whole number, 1 or more (the version from a command's ETag)")
 			return p.err()
@@ -51,9 +66,10 @@ func (s *server) getOrder(c echo.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), s.MinVersionWait+queryTimeout)
 	defer cancel()
-	o, err := readmodel.Get(ctx, s.Orders, id)
+	who := principal(c)
+	o, err := s.get(ctx, who, id)
 	if minVersion > 0 && (err == nil && o.Version < minVersion || errors.Is(err, readmodel.ErrNotFound)) {
-		o, err = s.waitForVersion(ctx, id, minVersion, o, err)
+		o, err = s.waitForVersion(ctx, who, id, minVersion, o, err)
 		if errors.Is(err, readmodel.ErrNotFound) {
 			return problem.Newf(http.StatusNotFound, "order_not_found",
 				"the read model has not reached this order yet (waited %s for version %d); retry shortly", s.MinVersionWait, minVersion)
@@ -77,7 +93,7 @@ func (s *server) getOrder(c echo.Context) error {
 // waitForVersion reads the order again until it reaches version want or MinVersionWait has passed
 // (or the client went away), and returns the last read (o, err is the first one): an order below
 // want, or ErrNotFound, when the wait ended first.
-func (s *server) waitForVersion(ctx context.Context, id string, want int64, o api.Order, err error) (api.Order, error) {
+func (s *server) waitForVersion(ctx context.Context, who auth.Principal, id string, want int64, o api.Order, err error) (api.Order, error) {
 	deadline := time.Now().Add(s.MinVersionWait)
 	timer := time.NewTimer(minVersionPoll)
 	defer timer.Stop()
@@ -90,12 +106,22 @@ func (s *server) waitForVersion(ctx context.Context, id string, want int64, o ap
 			return o, err
 		case <-timer.C:
 		}
-		o, err = readmodel.Get(ctx, s.Orders, id)
+		o, err = s.get(ctx, who, id)
 		if err != nil && !errors.Is(err, readmodel.ErrNotFound) || err == nil && o.Version >= want {
 			return o, err
 		}
 		timer.Reset(min(2*minVersionPoll, max(time.Until(deadline), 0)))
 	}
+}
+
+// get reads an order the principal may see: another customer's order is not found, exactly as one
+// that does not exist (the same answer, the same wait for min_version).
+func (s *server) get(ctx context.Context, who auth.Principal, id string) (api.Order, error) {
+	o, err := readmodel.Get(ctx, s.Orders, id)
+	if err == nil && !who.Sees(o.Customer.ID) {
+		return api.Order{}, readmodel.ErrNotFound
+	}
+	return o, err
 }
 
 // listOrders answers GET /orders: a page of orders from the read model, filtered and sorted, with the
@@ -105,7 +131,7 @@ func (s *server) listOrders(c echo.Context) error {
 	req := readmodel.ListRequest{Statuses: p.statuses(), CustomerID: c.QueryParam("customer_id"),
 		PlacedFrom: p.time("placed_from"), PlacedTo: p.time("placed_to"), Sort: c.QueryParam("sort"),
 		Limit: p.limit(readmodel.DefaultListLimit, readmodel.MaxListLimit), Cursor: c.QueryParam("cursor")}
-	if len(req.CustomerID) > maxCustomerID {
+	if utf8.RuneCountInString(req.CustomerID) > maxCustomerID {
 		p.fail("customer_id", "must be at most "+strconv.Itoa(maxCustomerID)+" characters")
 	}
 	if req.Sort != "" && !readmodel.ValidSort(req.Sort) {
@@ -113,6 +139,13 @@ func (s *server) listOrders(c echo.Context) error {
 	}
 	if err := p.err(); err != nil {
 		return err
+	}
+	// A customer lists its own orders only: asked for another customer's, the list is empty.
+	if scope := principal(c).Scope(); scope != "" {
+		if req.CustomerID != "" && req.CustomerID != scope {
+			return c.JSON(http.StatusOK, readmodel.ListResult{Items: []api.Order{}})
+		}
+		req.CustomerID = scope
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), queryTimeout)
 	defer cancel()
