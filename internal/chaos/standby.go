@@ -46,7 +46,7 @@ func (s Stack) StartStandby(ctx context.Context) (*Standby, error) {
 	}
 	defer logf.Close() // the child has its own copy
 	cmd := exec.Command(filepath.Join(s.Repo, "bin", Relay))
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+s.DatabaseURL, "KAFKA_BROKERS="+strings.Join(s.Brokers, ","),
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+s.roleURL(ctx, "orders_relay"), "KAFKA_BROKERS="+strings.Join(s.Brokers, ","),
 		"EVENTS_TOPIC="+s.Topic, fmt.Sprintf("HTTP_ADDR=127.0.0.1:%d", port), "RELAY_INSTANCE_ID="+StandbyInstance)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group: a Ctrl-C of the suite reaches the suite, which stops it.
@@ -63,6 +63,16 @@ func (s Stack) StartStandby(ctx context.Context) (*Standby, error) {
 		return nil, fmt.Errorf("standby relay (log %s): %w", logPath, err)
 	}
 	return sb, nil
+}
+
+// roleURL is the Postgres URL a service's login role uses (`stack.sh db-url ROLE`, as services.sh
+// gives the stack's relay), or the stack's own URL when the script knows no such command.
+func (s Stack) roleURL(ctx context.Context, role string) string {
+	out, err := exec.CommandContext(ctx, filepath.Join(s.Repo, "deploy/local/stack.sh"), "db-url", role).Output()
+	if u := strings.TrimSpace(string(out)); err == nil && strings.HasPrefix(u, "postgres") {
+		return u
+	}
+	return s.DatabaseURL
 }
 
 // Pid is the standby's process id.
