@@ -180,9 +180,11 @@ func (r *Runner) fault(ctx context.Context, e *Env, w *Workload, step Step) Faul
 	fr := FaultResult{Fault: step.Fault}
 	f := step.New(e, w)
 	fr.Injected = time.Now()
+	// A heal runs to its end even when the suite is interrupted: nothing stays killed or stopped.
+	hctx := context.WithoutCancel(ctx)
 	if err := f.Inject(ctx); err != nil {
 		fr.Err = "inject: " + err.Error()
-		_ = f.Heal(ctx) // a half-made fault (a place that failed, a lock not taken) is undone
+		_ = f.Heal(hctx) // a half-made fault (a place that failed, a lock not taken) is undone
 		return fr
 	}
 	if o, ok := f.(Observer); ok && step.Takeover {
@@ -195,7 +197,7 @@ func (r *Runner) fault(ctx context.Context, e *Env, w *Workload, step Step) Faul
 		time.Sleep(time.Until(fr.Injected.Add(step.Hold)))
 	}
 	fr.Healed = time.Now()
-	if err := f.Heal(ctx); err != nil {
+	if err := f.Heal(hctx); err != nil {
 		fr.Err = "heal: " + err.Error()
 		return fr
 	}
@@ -252,6 +254,9 @@ func (r *Runner) Healthy(ctx context.Context) error {
 	}
 	if err := e.Stack.Start(ctx, CommandAPI, e.ScriptLog); err != nil { // every service not running
 		return err
+	}
+	for _, name := range services {
+		_ = e.Stack.Signal(name, syscall.SIGCONT) // a relay leader paused when the suite was interrupted
 	}
 	for _, name := range services {
 		if err := waitReady(ctx, e.Stack.URL(name), 60*time.Second, nil); err != nil {
