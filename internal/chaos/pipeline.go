@@ -234,7 +234,7 @@ func (p *Pipeline) Settle(ctx context.Context, w *Workload, timeout time.Duratio
 	deadline := time.Now().Add(timeout)
 	before := p.Sample(ctx)
 	for before.Err != nil {
-		if time.Now().After(deadline) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
 			return 0, before.Err
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -243,6 +243,9 @@ func (p *Pipeline) Settle(ctx context.Context, w *Workload, timeout time.Duratio
 	rnd := rand.New(rand.NewPCG(rand.Uint64(), 7))
 	canaries := 0
 	for grown := map[int32]bool{}; len(grown) < len(before.Ends); {
+		if err := ctx.Err(); err != nil {
+			return canaries, err
+		}
 		if time.Now().After(deadline) || canaries > 20*len(before.Ends) {
 			return canaries, fmt.Errorf("canary orders did not reach every partition (%d of %d partitions after %d orders)", len(grown), len(before.Ends), canaries)
 		}

@@ -146,9 +146,14 @@ func (r *Runner) Run(ctx context.Context, sc Scenario) (Result, error) {
 		return res, err
 	}
 	if sc.Teardown != nil {
-		if err := sc.Teardown(ctx, e); err != nil {
+		if err := sc.Teardown(context.WithoutCancel(ctx), e); err != nil {
 			extra.add(PromiseSettled, "teardown: %v", err)
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		res.Duration = time.Since(res.Start)
+		res.Verdict.Findings = append(extra.done(), Finding{PromiseSettled, "interrupted before the checks: nothing was proven"})
+		return res, fmt.Errorf("interrupted during %q: %w", sc.Name, err)
 	}
 	r.say("workload stopped; waiting until the pipeline has caught up")
 	settle := &Workload{Client: r.Client, Rec: e.Rec, Scenario: sc.Name}
@@ -203,7 +208,10 @@ func (r *Runner) fault(ctx context.Context, e *Env, w *Workload, step Step) Faul
 	}
 	rec, s, err := e.Pipeline.Recovery(ctx, fr.Healed, 100*time.Millisecond, r.RecoveryTimeout)
 	fr.Recovery = rec
-	if err != nil && fr.Err == "" {
+	switch {
+	case ctx.Err() != nil:
+		fr.Err = "interrupted"
+	case err != nil && fr.Err == "":
 		fr.Err = fmt.Sprintf("not live %s after the heal: %s", r.RecoveryTimeout, s)
 	}
 	return fr
