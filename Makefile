@@ -60,7 +60,7 @@ test: stack-up ## start the stack when it is not running, then run every test (u
 # -max-faults, -clients, -rate).
 CHAOS_FLAGS ?=
 
-chaos: stack-up build ## the fault suite (about 12 minutes): kill -9, SIGSTOP, a late commit, a poison record under load; writes RELIABILITY.md
+chaos: stack-up build ## the fault suite (about 10 minutes): kill -9, SIGSTOP, a late commit, a poison record under load; writes RELIABILITY.md
 	@$(SERVICES) start
 	@eval "$$($(STACK) env)" && ./bin/orderschaos -suite full -out RELIABILITY.md -as "make chaos" $(CHAOS_FLAGS)
 

@@ -61,7 +61,7 @@ const (
 	leaderHold = 8 * time.Second
 )
 
-// Full is the suite `make chaos` runs (about 12 minutes on 2 cores).
+// Full is the suite `make chaos` runs (about 10 minutes on 2 cores).
 func Full() []Scenario {
 	return []Scenario{
 		{Name: "relay crash", Promise: "kill -9 of the outbox relay loses and reorders nothing; the restarted process takes its lease back at once",
