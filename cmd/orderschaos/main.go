@@ -23,6 +23,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -185,11 +186,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, "orderschaos: keep the command log:", err)
 	}
 
+	line := "orderschaos"
+	for _, a := range args {
+		if strings.ContainsAny(a, " \t'\"") {
+			a = strconv.Quote(a)
+		}
+		line += " " + a
+	}
 	command := *as
 	if command == "" {
-		command = "orderschaos " + strings.Join(args, " ")
+		command = line
 	}
-	info := chaos.RunInfo{Command: command, Args: "orderschaos " + strings.Join(args, " "), Suite: *suite, Date: start,
+	info := chaos.RunInfo{Command: command, Args: line, Suite: *suite, Date: start,
 		Duration: time.Since(start), Machine: machine(), Commit: commit(repo), Go: runtime.Version(), Clients: *clients,
 		Rate: *rate, Token: tokens.Describe(), Run: rec.Run, Slack: pipeline.Slack, Healthy: healthy}
 	f, err := os.Create(*out)

@@ -186,7 +186,7 @@ func WriteReport(w io.Writer, info RunInfo, results []Result) error {
 			}
 		}
 		t, b := v.Topic, r.TopicBefore
-		p("- the topic gained %d records: %d events, %d sent again (at least once: a relay that died or was fenced between the acks and its commit), %d poison\n",
+		p("- the topic gained %d records: %d events, %d sent again (at least once: a batch that failed after some of its records were written goes out again whole), %d poison\n",
 			t.Records-b.Records, t.Events-b.Events, t.Redelivered-b.Redelivered, t.Poison-b.Poison)
 		p("- checked after it: %d events in the store, %d records in the topic; %d events missing from it, %d orders out of order\n",
 			v.StoreEvents, t.Records, t.Missing, t.OutOfOrder)
