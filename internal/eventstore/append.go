@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"go.opentelemetry.io/otel/attribute"
@@ -86,7 +87,16 @@ var appendSQL = [2][2]string{
 // took one of those versions first it returns ErrVersionConflict; when the idempotency key is used it
 // returns ErrIdempotencyKeyExists; nothing at all is written then. While tracing is on, the append is a
 // span whose trace the outbox rows carry on (to the relay, Kafka and the projectors).
-func (s *Store) Append(ctx context.Context, req AppendRequest) (out []events.Envelope, err error) {
+func (s *Store) Append(ctx context.Context, req AppendRequest) ([]events.Envelope, error) {
+	return appendOn(ctx, s.pool, req)
+}
+
+// querier is what an append runs on: the pool (a transaction of its own) or a caller's pgx.Tx.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func appendOn(ctx context.Context, q querier, req AppendRequest) (out []events.Envelope, err error) {
 	if telemetry.Enabled() {
 		var span trace.Span
 		ctx, span = telemetry.Tracer().Start(ctx, "eventstore append", trace.WithSpanKind(trace.SpanKindClient),
@@ -152,7 +162,7 @@ func (s *Store) Append(ctx context.Context, req AppendRequest) (out []events.Env
 		args = append(args, r.Scope, r.Key, r.RequestHash, int32(r.Status), []byte(r.Response), ttl.Milliseconds())
 	}
 
-	rows, err := s.pool.Query(ctx, appendSQL[many][withKey], args...)
+	rows, err := q.Query(ctx, appendSQL[many][withKey], args...)
 	if err != nil {
 		return nil, appendError(id, req.ExpectedVersion, err)
 	}
