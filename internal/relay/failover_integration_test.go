@@ -130,15 +130,16 @@ func TestPartitionedLeaderIsReplacedAndFenced(t *testing.T) {
 	go func() { _, err := a.RunOnce(context.Background()); done <- err }()
 	deadline := time.Now().Add(10 * time.Second)
 	var n int
+	var last error
 	for n == 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("the standby did not take over within 10 s of the partition")
+			t.Fatalf("the standby did not take over within 10 s of the partition (last: %v)", last)
 		}
 		time.Sleep(100 * time.Millisecond)
-		n, err = b.RunOnce(context.Background())
-		if err != nil && !errors.Is(err, relay.ErrNotLeader) {
-			t.Fatal(err)
-		}
+		// Besides "not the leader yet", a batch may fail like any batch (its produce deadline is half
+		// the 1 s lease, which a busy machine's first produce to the topic can exceed): it is retried,
+		// as Run would, and the checks below still want every event published once the standby leads.
+		n, last = b.RunOnce(context.Background())
 	}
 	if n != 10 || f.outbox() != 0 {
 		t.Fatalf("the new leader published %d events, outbox holds %d; want 10 and 0", n, f.outbox())
