@@ -456,7 +456,7 @@ func TestReplicasAndAutoscaling(t *testing.T) {
 	for _, ov := range overlays {
 		t.Run(ov.dir, func(t *testing.T) {
 			objs := render(t, ov.dir)
-			// One relay leads through the Postgres advisory lock, one stands by.
+			// One relay leads under the lease in Postgres, one stands by.
 			if r := one[*appsv1.Deployment](t, objs, "outbox-relay").Spec.Replicas; r == nil || *r != 2 {
 				t.Errorf("outbox-relay replicas %v, want 2", r)
 			}
