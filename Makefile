@@ -54,4 +54,4 @@ test: stack-up ## start the stack when it is not running, then run every test (u
 	@eval "$$($(STACK) env)" && $(GO) test $(TEST_FLAGS) -tags integration ./...
 
 bench: stack-up ## benchmarks against baselines measured in the same run, written to BENCHMARKS.md
-	@eval "$$($(STACK) env)" && $(GO) run ./cmd/ordersbench write && $(GO) run ./cmd/ordersbench relay && $(GO) run ./cmd/ordersbench search && $(GO) run ./cmd/ordersbench orders && $(GO) run ./cmd/ordersbench rebuild && $(GO) run ./cmd/ordersbench history
+	@eval "$$($(STACK) env)" && $(GO) run ./cmd/ordersbench write && $(GO) run ./cmd/ordersbench relay && $(GO) run ./cmd/ordersbench search && $(GO) run ./cmd/ordersbench orders && $(GO) run ./cmd/ordersbench rebuild && $(GO) run ./cmd/ordersbench history && $(GO) run ./cmd/ordersbench scaleout
