@@ -126,6 +126,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		if cfg.Events < 4 || cfg.Partitions < 1 || cfg.Rounds < 1 {
 			return fmt.Errorf("scaleout: -events must be at least 4, -partitions and -rounds at least 1")
 		}
+		cfg.Command = "go run ./cmd/ordersbench scaleout"
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name != "out" {
+				cfg.Command += fmt.Sprintf(" -%s %s", f.Name, f.Value)
+			}
+		})
 		cfg.DatabaseURL, cfg.Brokers = getenv("DATABASE_URL"), brokers(getenv)
 		if cfg.DatabaseURL == "" || len(cfg.Brokers) == 0 {
 			return fmt.Errorf("DATABASE_URL and KAFKA_BROKERS are required (eval \"$(make -s env)\")")

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,6 +36,7 @@ type scaleoutConfig struct {
 	Members     []int
 	Rounds      int
 	Out         string
+	Command     string // the command line, for the section (flags as given, -out left out)
 }
 
 // scaleoutRun is one measurement: k members of one group draining the topic into a fresh read model.
@@ -44,6 +46,28 @@ type scaleoutRun struct {
 	Busy     float64 // share of the machine's CPU time that was busy (every process, ours or not)
 	Process  float64 // cores used by this process (the members)
 	Postgres float64 // cores used by the Postgres backends of the run's database
+	InTx     float64 // share of the members' time spent in the read-model transaction (Handler.Apply)
+}
+
+// PerCore is events per second of CPU used by the members and their Postgres backends.
+func (r scaleoutRun) PerCore() float64 {
+	if r.Process+r.Postgres <= 0 {
+		return 0
+	}
+	return r.Rate / (r.Process + r.Postgres)
+}
+
+// timedHandler adds up the time its handler spends in Apply (the read-model transaction, with the
+// fold inside it).
+type timedHandler struct {
+	projection.Handler
+	spent *atomic.Int64
+}
+
+func (h timedHandler) Apply(ctx context.Context, batch []projection.Event, ends []projection.Position) (projection.Result, error) {
+	start := time.Now()
+	defer func() { h.spent.Add(int64(time.Since(start))) }()
+	return h.Handler.Apply(ctx, batch, ends)
 }
 
 // benchScaleout measures projector-orders scaling out: 1, 2, 3 ... members of one consumer group
@@ -79,6 +103,7 @@ func benchScaleout(ctx context.Context, cfg scaleoutConfig, stdout io.Writer) er
 	fmt.Fprintf(stdout, "topic %s: %d events of %d orders on %d partitions; Postgres fsync=%s, synchronous_commit=%s\n",
 		topic, len(recs), len(finals), cfg.Partitions, fsync, syncCommit)
 
+	load0 := loadAvg()
 	runs := map[int][]scaleoutRun{}
 	for round := range cfg.Rounds {
 		// Alternate the order from round to round, so drift in a shared machine's load affects every
@@ -90,16 +115,18 @@ func benchScaleout(ctx context.Context, cfg scaleoutConfig, stdout io.Writer) er
 				return fmt.Errorf("round %d, %d members: %w", round+1, k, err)
 			}
 			runs[k] = append(runs[k], r)
-			fmt.Fprintf(stdout, "round %d, %d members: %.0f events/s (machine %.0f%% busy, this process %.2f cores, its Postgres backends %.2f cores)\n",
-				round+1, k, r.Rate, 100*r.Busy, r.Process, r.Postgres)
+			fmt.Fprintf(stdout, "round %d, %d members: %.0f events/s (machine %.0f%% busy; members %.2f cores, their Postgres backends %.2f; %.0f events per core-second; %.0f%% of member time in the read-model transaction)\n",
+				round+1, k, r.Rate, 100*r.Busy, r.Process, r.Postgres, r.PerCore(), 100*r.InTx)
 		}
 	}
 
-	base := loadgen.Median(rates(runs[cfg.Members[0]]))
-	var rows []string
+	load1 := loadAvg()
+	median := func(rs []scaleoutRun, f func(scaleoutRun) float64) float64 { return loadgen.Median(field(rs, f)) }
+	base := median(runs[cfg.Members[0]], scaleoutRun.rate)
+	var rows, limits []string
 	for _, k := range cfg.Members {
 		rs := runs[k]
-		med := loadgen.Median(rates(rs))
+		med := median(rs, scaleoutRun.rate)
 		each := fmt.Sprintf("%d", cfg.Partitions/k)
 		if cfg.Partitions%k != 0 {
 			each = fmt.Sprintf("%d or %d", cfg.Partitions/k, cfg.Partitions/k+1)
@@ -111,10 +138,11 @@ func benchScaleout(ctx context.Context, cfg scaleoutConfig, stdout io.Writer) er
 		for _, r := range rs {
 			rounds = append(rounds, fmt.Sprintf("%.0f", r.Rate))
 		}
-		rows = append(rows, fmt.Sprintf("| %d | %s | %.0f | %.2f× | %s | %.0f%% | %.2f | %.2f |", k, each, med, med/base,
-			strings.Join(rounds, ", "), 100*loadgen.Median(field(rs, func(r scaleoutRun) float64 { return r.Busy })),
-			loadgen.Median(field(rs, func(r scaleoutRun) float64 { return r.Process })),
-			loadgen.Median(field(rs, func(r scaleoutRun) float64 { return r.Postgres }))))
+		rows = append(rows, fmt.Sprintf("| %d | %s | %.0f | %.2f× | %s |", k, each, med, med/base, strings.Join(rounds, ", ")))
+		limits = append(limits, fmt.Sprintf("| %d | %.0f%% | %.2f | %.2f | %.0f | %.0f%% |", k,
+			100*median(rs, func(r scaleoutRun) float64 { return r.Busy }), median(rs, func(r scaleoutRun) float64 { return r.Process }),
+			median(rs, func(r scaleoutRun) float64 { return r.Postgres }), median(rs, scaleoutRun.PerCore),
+			100*median(rs, func(r scaleoutRun) float64 { return r.InTx })))
 	}
 	host, _ := os.Hostname()
 	members := make([]string, len(cfg.Members))
@@ -123,28 +151,34 @@ func benchScaleout(ctx context.Context, cfg scaleoutConfig, stdout io.Writer) er
 	}
 	section := fmt.Sprintf(`## Projector scale-out: members of one consumer group
 
-Measured %s on %s (%d CPUs; median of %d rounds, the member counts alternating in order from round to
-round), PostgreSQL 15 with fsync=%s and synchronous_commit=%s. Command: `+"`make bench`"+`
-(`+"`go run ./cmd/ordersbench scaleout`"+`). One %d-partition topic of %d events (placed, item added, paid,
-shipped for %d orders), drained by projector-orders groups of %s members into a fresh read model
-each time; the 1-member group is the baseline. Each member is built as the service builds it (static
-membership with the cooperative-sticky balancer, 5,000-record batches, its own Postgres pool, the live
-generation written as services/projector-orders writes it), and all of them run in this benchmark
-process, beside Postgres and Kafka on the same machine. The clock starts once the group is stable with
-every partition assigned and stops when the group has committed the end of every partition; every
-order was then checked in the read model at its last version.
+Measured %s on %s (%d CPUs, load average %s at the start and %s at the end; median of %d rounds, the
+member counts alternating in order from round to round), PostgreSQL 15 with fsync=%s and
+synchronous_commit=%s. Command: `+"`%s`"+` (the last step of `+"`make bench`"+`). One
+%d-partition topic of %d events (placed, item added, paid, shipped for %d orders), drained by
+projector-orders groups of %s members into a fresh read model each time; the %d-member group is the
+baseline. Each member is built as the service builds it (static membership with the cooperative-sticky
+balancer, 5,000-record batches, its own Postgres pool, the live generation written as
+services/projector-orders writes it), and all of them run in this benchmark process, beside Postgres and
+Kafka on the same machine. The clock starts once the group is stable with every partition assigned and
+stops when the group has committed the end of every partition; every order was then checked in the read
+model at its last version.
 
-| members | partitions each | events per second | × 1 member | rounds | machine CPU busy | this process, cores | its Postgres backends, cores |
-|---|---|---|---|---|---|---|---|
+| members | partitions each | events per second | × %d member | rounds |
+|---|---|---|---|---|
 %s
 
-The last three columns are medians over the rounds: the share of the machine's CPU time that was busy
-(/proc/stat, every process on the machine, other users' included), and the CPU used by the members
-(this process) and by the Postgres backends serving them (/proc/PID/stat). One Postgres, one Kafka
-broker and the members share these %d CPUs: when the machine is already busy with one member, more
-members add concurrency but no CPU, and the read model's one database takes every member's writes.
-`, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), cfg.Rounds, fsync, syncCommit, cfg.Partitions, len(recs),
-		len(finals), strings.Join(members, ", "), strings.Join(rows, "\n"), runtime.NumCPU())
+What the members got and spent (medians over the rounds): the share of the machine's CPU time that was
+busy (/proc/stat: every process, other users' included), the CPU used by the members (this process) and
+by the Postgres backends serving them (/proc/PID/stat), events per second of that CPU, and the share of
+the members' time spent inside the read-model transaction (read rows, fold, upsert, commit; the rest is
+polling Kafka, decoding and committing offsets).
+
+| members | machine busy | members, cores | their Postgres backends, cores | events per core-second | time in the read-model transaction |
+|---|---|---|---|---|---|
+%s
+`, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), load0, load1, cfg.Rounds, fsync, syncCommit, cfg.Command,
+		cfg.Partitions, len(recs), len(finals), strings.Join(members, ", "), cfg.Members[0], cfg.Members[0],
+		strings.Join(rows, "\n"), strings.Join(limits, "\n"))
 	fmt.Fprintln(stdout, section)
 	return writeSection(cfg.Out, "scaleout", section)
 }
@@ -166,6 +200,7 @@ func scaleoutOnce(ctx context.Context, cfg scaleoutConfig, adm *kadm.Client, top
 		pc     projection.Config
 	}
 	members := make([]*member, k)
+	var inTx atomic.Int64
 	defer func() {
 		for _, m := range members {
 			if m == nil {
@@ -202,7 +237,7 @@ func scaleoutOnce(ctx context.Context, cfg scaleoutConfig, adm *kadm.Client, top
 			return scaleoutRun{}, err
 		}
 		members[i].client, members[i].pc = cl, pc
-		members[i].loop = &projection.Loop{Client: cl, Handler: readmodel.Handler{Pool: pool, OnGeneration: parking.Use},
+		members[i].loop = &projection.Loop{Client: cl, Handler: timedHandler{readmodel.Handler{Pool: pool, OnGeneration: parking.Use}, &inTx},
 			Parking: parking, Topic: topic, Group: group, Log: quiet, Metrics: projection.NewMetrics(), MaxRecords: pc.BatchSize}
 	}
 	// The clients join the group as soon as they exist; nothing is applied before the first poll.
@@ -218,6 +253,7 @@ func scaleoutOnce(ctx context.Context, cfg scaleoutConfig, adm *kadm.Client, top
 	defer stop()
 	var wg sync.WaitGroup
 	errs := make(chan error, k)
+	inTx.Store(0)
 	cpu0, proc0, pg0 := machineCPU(), processCPU(), pidsCPU(pids)
 	start := time.Now()
 	for _, m := range members {
@@ -260,6 +296,7 @@ func scaleoutOnce(ctx context.Context, cfg scaleoutConfig, adm *kadm.Client, top
 	cpu1, proc1, pg1 := machineCPU(), processCPU(), pidsCPU(pids)
 	stop()
 	wg.Wait()
+	spent := time.Duration(inTx.Load())
 
 	// Every order must be in the read model at its last version (4).
 	var rows, atLast int
@@ -277,7 +314,8 @@ func scaleoutOnce(ctx context.Context, cfg scaleoutConfig, adm *kadm.Client, top
 		}
 	}
 	return scaleoutRun{Members: k, Rate: float64(events) / secs, Busy: cpu1.busySince(cpu0),
-		Process: (proc1 - proc0).Seconds() / secs, Postgres: cpuSince(pg0, pg1).Seconds() / secs}, nil
+		Process: (proc1 - proc0).Seconds() / secs, Postgres: cpuSince(pg0, pg1).Seconds() / secs,
+		InTx: spent.Seconds() / (float64(k) * secs)}, nil
 }
 
 // waitAssigned waits until the group is stable with k members and every partition of topic is
@@ -387,9 +425,7 @@ func parseMembers(s string) ([]int, error) {
 	return out, nil
 }
 
-func rates(rs []scaleoutRun) []float64 {
-	return field(rs, func(r scaleoutRun) float64 { return r.Rate })
-}
+func (r scaleoutRun) rate() float64 { return r.Rate }
 
 func field(rs []scaleoutRun, f func(scaleoutRun) float64) []float64 {
 	out := make([]float64, len(rs))
@@ -509,4 +545,13 @@ func pidsCPU(list func() []int) map[int]time.Duration {
 		out[pid] = time.Duration(ut+st) * (time.Second / 100) // USER_HZ is 100 on Linux
 	}
 	return out
+}
+
+// loadAvg is the machine's 1-minute load average (/proc/loadavg), "?" where there is none.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
