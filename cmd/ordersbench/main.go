@@ -5,7 +5,7 @@
 //	ordersbench relay [-events 100000] [-load 15s] [-rounds 3] [-out BENCHMARKS.md]
 //	ordersbench search [-events 100000] [-rounds 3] [-load 15s] [-out BENCHMARKS.md]
 //	ordersbench history [-events 10000] [-every 100] [-travel 9950] [-duration 3s] [-commands 300] [-rounds 3] [-out BENCHMARKS.md]
-//	ordersbench scaleout [-events 100000] [-partitions 6] [-members 1,2,3] [-rounds 3] [-out BENCHMARKS.md]
+//	ordersbench scaleout [-events 100000] [-partitions 6] [-members 1,2,3] [-rounds 3] [-quiet 0.5] [-quiet-wait 3m] [-out BENCHMARKS.md]
 //
 // write: POST /orders through the command API (in-process server, real Postgres) at 8 and 32 clients,
 // beside raw pgx doing the same two-insert transaction (event + outbox row) in one round trip.
@@ -115,6 +115,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		fs.IntVar(&cfg.Partitions, "partitions", 6, "partitions of the topic (EVENTS_TOPIC_PARTITIONS)")
 		members := fs.String("members", "1,2,3", "member counts to measure, the first one the baseline")
 		fs.IntVar(&cfg.Rounds, "rounds", 3, "measurements per member count (the median is reported)")
+		fs.Float64Var(&cfg.Quiet, "quiet", 0.5, "start each round after a second with the machine's CPU at most this share busy (0: do not wait)")
+		fs.DurationVar(&cfg.QuietWait, "quiet-wait", 3*time.Minute, "the longest a round waits for a quiet second")
 		fs.StringVar(&cfg.Out, "out", "BENCHMARKS.md", "file to write the figures to")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err

@@ -35,8 +35,13 @@ type scaleoutConfig struct {
 	Partitions  int
 	Members     []int
 	Rounds      int
-	Out         string
-	Command     string // the command line, for the section (flags as given, -out left out)
+	// Quiet, when positive, makes each round wait (up to QuietWait) until the machine's CPU is busier
+	// than this share for no more than a second: other work on a shared machine takes CPU the members
+	// would use.
+	Quiet     float64
+	QuietWait time.Duration
+	Out       string
+	Command   string // the command line, for the section (flags as given, -out left out)
 }
 
 // scaleoutRun is one measurement: k members of one group draining the topic into a fresh read model.
@@ -47,6 +52,11 @@ type scaleoutRun struct {
 	Process  float64 // cores used by this process (the members)
 	Postgres float64 // cores used by the Postgres backends of the run's database
 	InTx     float64 // share of the members' time spent in the read-model transaction (Handler.Apply)
+}
+
+// Others is the cores the rest of the machine used meanwhile (Kafka serving the members included).
+func (r scaleoutRun) Others() float64 {
+	return max(0, r.Busy*float64(runtime.NumCPU())-r.Process-r.Postgres)
 }
 
 // PerCore is events per second of CPU used by the members and their Postgres backends.
@@ -105,7 +115,15 @@ func benchScaleout(ctx context.Context, cfg scaleoutConfig, stdout io.Writer) er
 
 	load0 := loadAvg()
 	runs := map[int][]scaleoutRun{}
+	quietRounds := 0
 	for round := range cfg.Rounds {
+		if cfg.Quiet > 0 {
+			busy, quiet := waitQuiet(ctx, cfg.Quiet, cfg.QuietWait)
+			if quiet {
+				quietRounds++
+			}
+			fmt.Fprintf(stdout, "round %d starts with the machine %.0f%% busy (quiet: %v)\n", round+1, 100*busy, quiet)
+		}
 		// Alternate the order from round to round, so drift in a shared machine's load affects every
 		// member count alike.
 		for _, k := range rotate(cfg.Members, round) {
@@ -115,8 +133,8 @@ func benchScaleout(ctx context.Context, cfg scaleoutConfig, stdout io.Writer) er
 				return fmt.Errorf("round %d, %d members: %w", round+1, k, err)
 			}
 			runs[k] = append(runs[k], r)
-			fmt.Fprintf(stdout, "round %d, %d members: %.0f events/s (machine %.0f%% busy; members %.2f cores, their Postgres backends %.2f; %.0f events per core-second; %.0f%% of member time in the read-model transaction)\n",
-				round+1, k, r.Rate, 100*r.Busy, r.Process, r.Postgres, r.PerCore(), 100*r.InTx)
+			fmt.Fprintf(stdout, "round %d, %d members: %.0f events/s (machine %.0f%% busy; members %.2f cores, their Postgres backends %.2f, the rest %.2f; %.0f events per core-second; %.0f%% of member time in the read-model transaction)\n",
+				round+1, k, r.Rate, 100*r.Busy, r.Process, r.Postgres, r.Others(), r.PerCore(), 100*r.InTx)
 		}
 	}
 
@@ -145,10 +163,15 @@ func benchScaleout(ctx context.Context, cfg scaleoutConfig, stdout io.Writer) er
 		}
 		rows = append(rows, fmt.Sprintf("| %d | %s | %.0f | %.2f× | %.2f× | %s |", k, each, med, med/base, loadgen.Median(ratios),
 			strings.Join(rounds, ", ")))
-		limits = append(limits, fmt.Sprintf("| %d | %.0f%% | %.2f | %.2f | %.0f | %.0f%% |", k,
+		limits = append(limits, fmt.Sprintf("| %d | %.0f%% | %.2f | %.2f | %.2f | %.0f | %.0f%% |", k,
 			100*median(rs, func(r scaleoutRun) float64 { return r.Busy }), median(rs, func(r scaleoutRun) float64 { return r.Process }),
-			median(rs, func(r scaleoutRun) float64 { return r.Postgres }), median(rs, scaleoutRun.PerCore),
+			median(rs, func(r scaleoutRun) float64 { return r.Postgres }), median(rs, scaleoutRun.Others), median(rs, scaleoutRun.PerCore),
 			100*median(rs, func(r scaleoutRun) float64 { return r.InTx })))
+	}
+	quietNote := "this machine is shared, and nothing waited for it to be quiet"
+	if cfg.Quiet > 0 {
+		quietNote = fmt.Sprintf("this machine is shared; %d of the %d rounds started after a second with it at most %.0f%% busy, the others after waiting %s for one",
+			quietRounds, cfg.Rounds, 100*cfg.Quiet, cfg.QuietWait)
 	}
 	host, _ := os.Hostname()
 	members := make([]string, len(cfg.Members))
@@ -159,7 +182,7 @@ func benchScaleout(ctx context.Context, cfg scaleoutConfig, stdout io.Writer) er
 
 Measured %s on %s (%d CPUs, load average %s at the start and %s at the end; median of %d rounds, the
 member counts alternating in order from round to round), PostgreSQL 15 with fsync=%s and
-synchronous_commit=%s. Command: `+"`%s`"+` (the last step of `+"`make bench`"+`). One
+synchronous_commit=%s. Command: `+"`%s`"+` (`+"`make bench`"+` runs it with its defaults). One
 %d-partition topic of %d events (placed, item added, paid, shipped for %d orders), drained by
 projector-orders groups of %s members into a fresh read model each time; the %d-member group is the
 baseline. Each member is built as the service builds it (static membership with the cooperative-sticky
@@ -175,17 +198,18 @@ round's own ratio (a rate against the baseline measured next to it, in the same 
 %s
 
 What the members got and spent (medians over the rounds): the share of the machine's CPU time that was
-busy (/proc/stat: every process, other users' included), the CPU used by the members (this process) and
-by the Postgres backends serving them (/proc/PID/stat), events per second of that CPU, and the share of
-the members' time spent inside the read-model transaction (read rows, fold, upsert, commit; the rest is
-polling Kafka, decoding and committing offsets).
+busy (/proc/stat), the CPU used by the members (this process) and by the Postgres backends serving them
+(/proc/PID/stat), what the rest of the machine used meanwhile (Kafka serving the members, Postgres'
+own background work, and every other process: %s), events per second of the members' and their
+backends' CPU, and the share of the members' time spent inside the read-model transaction (read rows,
+fold, upsert, commit; the rest is polling Kafka, decoding and committing offsets).
 
-| members | machine busy | members, cores | their Postgres backends, cores | events per core-second | time in the read-model transaction |
-|---|---|---|---|---|---|
+| members | machine busy | members, cores | their Postgres backends, cores | the rest of the machine, cores | events per core-second | time in the read-model transaction |
+|---|---|---|---|---|---|---|
 %s
 `, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), load0, load1, cfg.Rounds, fsync, syncCommit, cfg.Command,
 		cfg.Partitions, len(recs), len(finals), strings.Join(members, ", "), cfg.Members[0], cfg.Members[0], cfg.Members[0],
-		strings.Join(rows, "\n"), strings.Join(limits, "\n"))
+		strings.Join(rows, "\n"), quietNote, strings.Join(limits, "\n"))
 	fmt.Fprintln(stdout, section)
 	return writeSection(cfg.Out, "scaleout", section)
 }
@@ -561,4 +585,25 @@ func loadAvg() string {
 		return f[0]
 	}
 	return "?"
+}
+
+// waitQuiet waits until a second passes with the machine's CPU at most the share quiet busy, or until
+// wait has passed; it returns the last second's busy share and whether it was quiet.
+func waitQuiet(ctx context.Context, quiet float64, wait time.Duration) (float64, bool) {
+	deadline := time.Now().Add(wait)
+	for {
+		before := machineCPU()
+		select {
+		case <-ctx.Done():
+			return 0, false
+		case <-time.After(time.Second):
+		}
+		busy := machineCPU().busySince(before)
+		if busy <= quiet {
+			return busy, true
+		}
+		if time.Now().After(deadline) {
+			return busy, false
+		}
+	}
 }
