@@ -43,14 +43,13 @@ import (
 // the development sign-in: the command API, the relay, both projectors with their operator endpoints,
 // and the console.
 type stack struct {
-	t        *testing.T
-	ctx      context.Context
-	console  string
-	command  string
-	token    string // an admin's bearer token for the command API
-	brokers  []string
-	topic    string
-	orderIDs []string
+	t       *testing.T
+	ctx     context.Context
+	console string
+	command string
+	token   string // an admin's bearer token for the command API
+	brokers []string
+	topic   string
 }
 
 func newStack(t *testing.T) *stack {

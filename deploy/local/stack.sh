@@ -284,6 +284,11 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# After a crash (kill -9) the restarted broker cannot register until the controller has expired the
+# session of its previous incarnation (DUPLICATE_BROKER_REGISTRATION, retried every 2 s): 9 s by
+# default, most of a restart. One node on loopback: 4 s (make chaos measures the restart).
+broker.session.timeout.ms=4000
+broker.heartbeat.interval.ms=1000
 EOF
   local cp="$dir/libs/*"
   local java=(env JAVA_HOME="$JAVA_HOME_17" "$JAVA_HOME_17/bin/java" -cp "$cp")

@@ -9,9 +9,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/orders-oss/orders/internal/telemetry"
 	"github.com/orders-oss/orders/pkg/events"
 )
 
@@ -38,6 +44,9 @@ const (
 // trigger reads the stored hash of the stream's previous version and sets each row's hash, the rows of
 // one append in version order (the ORDER BY again). No extra round trip, and the previous hash is the
 // stored one, never one the caller supplies.
+//
+// Each outbox row keeps the W3C traceparent of the append's span ($9, NULL while tracing is off): the
+// relay continues the trace from it into the Kafka record's headers (internal/telemetry).
 func appendStatement(many, withKey bool) string {
 	source := `VALUES ($1::uuid, $2::bigint + 1, $3::uuid, $4::text, $5::int, $6::jsonb, $7::jsonb, $8::timestamptz)`
 	outboxOrder := ""
@@ -53,13 +62,14 @@ func appendStatement(many, withKey bool) string {
     ` + source + `
     RETURNING position, stream_id, version, recorded_at
 ), ob AS (
-    INSERT INTO outbox (position, stream_id, version) SELECT position, stream_id, version FROM ev` + outboxOrder + `
+    INSERT INTO outbox (position, stream_id, version, traceparent)
+    SELECT position, stream_id, version, $9::text FROM ev` + outboxOrder + `
 )`
 	if withKey {
 		sql += `, idem AS (
     INSERT INTO idempotency_keys (scope, key, request_hash, order_id, status, response, expires_at)
-    VALUES ($9::text, $10::text, $11::bytea, $1::uuid, $12::int, $13::bytea,
-            clock_timestamp() + $14::bigint * interval '1 millisecond')
+    VALUES ($10::text, $11::text, $12::bytea, $1::uuid, $13::int, $14::bytea,
+            clock_timestamp() + $15::bigint * interval '1 millisecond')
 )`
 	}
 	return sql + `
@@ -75,14 +85,37 @@ var appendSQL = [2][2]string{
 // Append stores the events after req.ExpectedVersion and returns them as envelopes, as stored
 // (position, version, recorded_at set; times in UTC at microsecond precision). When another append
 // took one of those versions first it returns ErrVersionConflict; when the idempotency key is used it
-// returns ErrIdempotencyKeyExists; nothing at all is written then.
+// returns ErrIdempotencyKeyExists; nothing at all is written then. While tracing is on, the append is a
+// span whose trace the outbox rows carry on (to the relay, Kafka and the projectors).
 func (s *Store) Append(ctx context.Context, req AppendRequest) ([]events.Envelope, error) {
+	return appendOn(ctx, s.pool, req)
+}
+
+// querier is what an append runs on: the pool (a transaction of its own) or a caller's pgx.Tx.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func appendOn(ctx context.Context, q querier, req AppendRequest) (out []events.Envelope, err error) {
+	if telemetry.Enabled() {
+		var span trace.Span
+		ctx, span = telemetry.Tracer().Start(ctx, "eventstore append", trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(semconv.DBSystemNamePostgreSQL, semconv.DBOperationName("INSERT"),
+				attribute.String("orders.order_id", req.StreamID), attribute.Int64("orders.expected_version", req.ExpectedVersion),
+				attribute.Int("orders.events", len(req.Events))))
+		defer func() {
+			if err != nil && !errors.Is(err, ErrVersionConflict) && !errors.Is(err, ErrIdempotencyKeyExists) {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
+		}()
+	}
 	id, err := checkRequest(req)
 	if err != nil {
 		return nil, fmt.Errorf("append to %s: %w", req.StreamID, err)
 	}
 	n := len(req.Events)
-	out := make([]events.Envelope, n)
+	out = make([]events.Envelope, n)
 	// UUIDs go to pgx as pgtype.UUID: uuid.UUID would be encoded through driver.Valuer as text and
 	// parsed again, which showed up as a tenth of the append's CPU in a profile.
 	ids, types, versions := make([]pgtype.UUID, n), make([]string, n), make([]int32, n)
@@ -114,6 +147,11 @@ func (s *Store) Append(ctx context.Context, req AppendRequest) ([]events.Envelop
 		many = 1
 		args = []any{stream, req.ExpectedVersion, ids, types, versions, data, meta, occurred}
 	}
+	var traceparent *string // NULL unless tracing is on
+	if tp := telemetry.Traceparent(ctx); tp != "" {
+		traceparent = &tp
+	}
+	args = append(args, traceparent)
 	withKey := 0
 	if r := req.Idempotency; r != nil {
 		withKey = 1
@@ -124,7 +162,7 @@ func (s *Store) Append(ctx context.Context, req AppendRequest) ([]events.Envelop
 		args = append(args, r.Scope, r.Key, r.RequestHash, int32(r.Status), []byte(r.Response), ttl.Milliseconds())
 	}
 
-	rows, err := s.pool.Query(ctx, appendSQL[many][withKey], args...)
+	rows, err := q.Query(ctx, appendSQL[many][withKey], args...)
 	if err != nil {
 		return nil, appendError(id, req.ExpectedVersion, err)
 	}

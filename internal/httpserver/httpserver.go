@@ -1,8 +1,8 @@
 // Package httpserver is the chassis every orders service runs on: an echo instance with problem+json
-// errors, the common middleware, /healthz, /readyz and /metrics (New); serving it with the timeouts
-// every service uses and a bounded graceful shutdown (Server.Run, RunWith); and the process entry
-// point that turns SIGTERM into that shutdown (Main). A service's main wires its own routes and
-// workers onto it and nothing else.
+// errors, the common middleware (request ids, logs, traces, request metrics), /healthz, /readyz and
+// /metrics (New); serving it with the timeouts every service uses and a bounded graceful shutdown
+// (Server.Run, RunWith); and the process entry point that turns SIGTERM into that shutdown (Main). A
+// service's main wires its own routes and workers onto it and nothing else.
 package httpserver
 
 import (
@@ -26,6 +26,7 @@ import (
 
 	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/problem"
+	"github.com/orders-oss/orders/internal/telemetry"
 )
 
 // Timeouts used by every service. Reads are short (bodies are small); writes leave room for the
@@ -52,7 +53,8 @@ type Config struct {
 	Errors problem.Mapper
 	// BodyLimit is the largest request body, e.g. "256KB" (DefaultBodyLimit when empty); above it 413.
 	BodyLimit string
-	// Metrics, when set, is served at /metrics.
+	// Metrics is served at /metrics (a new registry when nil), with the request metrics, the build-info
+	// gauge and the Go and process collectors added to it (internal/telemetry).
 	Metrics *prometheus.Registry
 	// Auth authenticates every route but /healthz, /readyz and /metrics (internal/auth.Authenticator).
 	// Without it those routes answer 401: no service can serve an unauthenticated API by omission.
@@ -85,10 +87,21 @@ func New(cfg Config) *Server {
 	if cfg.BodyLimit == "" {
 		cfg.BodyLimit = DefaultBodyLimit
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = prometheus.NewRegistry()
+	}
+	if err := telemetry.RegisterRuntime(cfg.Metrics, cfg.Service); err != nil {
+		cfg.Log.Warn("runtime metrics not registered", "error", err.Error())
+	}
+	httpMetrics, err := NewHTTPMetrics(cfg.Metrics, cfg.Service)
+	if err != nil {
+		// A registry shared by two servers (tests): the first one's metrics count; this one's go unrecorded.
+		cfg.Log.Warn("request metrics not registered", "error", err.Error())
+	}
 	s := &Server{Echo: echo.New(), cfg: cfg}
 	s.HideBanner, s.HidePort = true, true
 	s.HTTPErrorHandler = problem.Handler(cfg.Log, cfg.Errors)
-	s.Use(Common(cfg.Log, cfg.BodyLimit)...)
+	s.Use(Common(cfg.Log, cfg.BodyLimit, httpMetrics)...)
 	s.Use(authenticate(cfg.Auth))
 	s.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
@@ -111,9 +124,7 @@ func New(cfg Config) *Server {
 		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
-	if cfg.Metrics != nil {
-		s.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{})))
-	}
+	s.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Metrics, promhttp.HandlerOpts{})))
 	return s
 }
 
@@ -227,11 +238,20 @@ func Logger(w io.Writer, service string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, nil)).With("service", service)
 }
 
-// Main is a service's main: it calls run with a context that ends on SIGINT or SIGTERM, the process
-// environment and stdout, and exits 1 with run's error on stderr.
+// Main is a service's main: it turns tracing on when the OTEL_* environment asks for it
+// (telemetry.Setup), calls run with a context that ends on SIGINT or SIGTERM, the process environment
+// and stdout, flushes the spans still buffered, and exits 1 with run's error on stderr.
 func Main(service string, run func(ctx context.Context, getenv func(string) string, stdout io.Writer) error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Getenv, os.Stdout)
+	flush, err := telemetry.Setup(ctx, service, os.Getenv)
+	if err == nil {
+		err = run(ctx, os.Getenv, os.Stdout)
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if ferr := flush(fctx); ferr != nil {
+			fmt.Fprintln(os.Stderr, service+": flush traces:", ferr)
+		}
+		cancel()
+	}
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, service+":", err)

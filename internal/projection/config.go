@@ -20,7 +20,8 @@ type Config struct {
 	// InstanceID makes the projector a static member of its group (Kafka KIP-345): a restarted process
 	// with the same id takes its partitions back at once instead of waiting for its predecessor's
 	// session to expire. Replicas of one projector need distinct ids (the host name by default; the pod
-	// name on Kubernetes).
+	// name on Kubernetes). Empty (PROJECTOR_INSTANCE_ID=none) is dynamic membership, kept only to
+	// measure what static membership buys (make chaos compares the two).
 	InstanceID string
 	// Session is how long a member that vanished keeps its partitions: a static member that does not
 	// come back within it is replaced (its partitions go to the others).
@@ -28,14 +29,23 @@ type Config struct {
 	BatchSize int
 }
 
+// DynamicMembership is the PROJECTOR_INSTANCE_ID that turns static membership off: a restarted member
+// then waits for its dead predecessor's session to expire (PROJECTOR_SESSION_TIMEOUT) before it gets
+// partitions. Only for comparisons; never in production.
+const DynamicMembership = "none"
+
 // ReadConfig reads a projector's configuration; group is its consumer group's default name.
 func ReadConfig(r *envconfig.Reader, group string) Config {
 	host, _ := os.Hostname()
+	instance := r.String("PROJECTOR_INSTANCE_ID", host)
+	if instance == DynamicMembership {
+		instance = ""
+	}
 	return Config{
 		Brokers:    r.List("KAFKA_BROKERS", true),
 		Topic:      r.String("EVENTS_TOPIC", "orders.events"),
 		Group:      r.String("PROJECTOR_GROUP", group),
-		InstanceID: r.String("PROJECTOR_INSTANCE_ID", host),
+		InstanceID: instance,
 		Session:    r.Duration("PROJECTOR_SESSION_TIMEOUT", 45*time.Second, 6*time.Second, 30*time.Minute),
 		BatchSize:  r.Int("PROJECTOR_BATCH_SIZE", 5000, 1, 100000),
 	}

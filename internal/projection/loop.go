@@ -12,13 +12,18 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/orders-oss/orders/internal/telemetry"
 	"github.com/orders-oss/orders/pkg/events"
 )
 
@@ -38,6 +43,11 @@ type Metrics struct {
 	ParkedOrders prometheus.Gauge
 	Freshness    prometheus.Histogram
 	Lag          *prometheus.GaugeVec
+	// LagSeconds (projector_lag_seconds) reads the age of the oldest event in the batch of the loop
+	// that runs with these metrics (Loop.LagSeconds).
+	LagSeconds prometheus.GaugeFunc
+
+	loop atomic.Pointer[Loop]
 }
 
 // NewMetrics registers a projector's metrics.
@@ -55,7 +65,15 @@ func NewMetrics() *Metrics {
 		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "projector_lag_records",
 			Help: "Records of the partition not yet committed by the group (end offset minus committed offset)."}, []string{"partition"}),
 	}
-	m.Registry.MustRegister(m.Applied, m.Duplicates, m.Parked, m.ParkedOrders, m.Freshness, m.Lag)
+	m.LagSeconds = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "projector_lag_seconds",
+		Help: "Age of the oldest event this projector is writing, since its commit in the event store (0 when it has no batch in hand: caught up)."},
+		func() float64 {
+			if l := m.loop.Load(); l != nil {
+				return l.LagSeconds()
+			}
+			return 0
+		})
+	m.Registry.MustRegister(m.Applied, m.Duplicates, m.Parked, m.ParkedOrders, m.Freshness, m.Lag, m.LagSeconds)
 	return m
 }
 
@@ -138,7 +156,15 @@ type Loop struct {
 	// schema version unknown when they were parked (RetryParked); Run always does once at start.
 	RetryParkedEvery time.Duration
 
+	// Trace, while tracing is on (internal/telemetry), gives each record that carries a trace a span
+	// for its batch's write: the projectors' runtime sets it; a rebuild's loop does not (it would add a
+	// span to the trace of every event ever written).
+	Trace bool
+
 	gapSince map[string]time.Time
+	// oldest is the recorded_at (Unix nanoseconds) of the oldest event of the batch being written, 0
+	// when none is (projector_lag_seconds).
+	oldest atomic.Int64
 }
 
 // ErrGapWait: a batch was not committed because an order in it has a gap that is still within
@@ -164,6 +190,9 @@ func Decode(r *kgo.Record) (Event, error) {
 // RunOnce polls one batch, applies it, parks what fails, and commits. An error means nothing of the
 // batch was committed (it will be read again).
 func (l *Loop) RunOnce(ctx context.Context) error {
+	if l.Metrics.loop.Load() != l {
+		l.Metrics.loop.Store(l)
+	}
 	defer l.Client.AllowRebalance()
 	max := l.MaxRecords
 	if max <= 0 {
@@ -193,18 +222,60 @@ func (l *Loop) RunOnce(ctx context.Context) error {
 	defer cancel()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.apply(bctx, records); err != nil {
+	spans := l.startSpans(bctx, records)
+	err := l.applyAndCommit(bctx, records)
+	endSpans(spans, err)
+	return err
+}
+
+func (l *Loop) applyAndCommit(ctx context.Context, records []*kgo.Record) error {
+	if err := l.apply(ctx, records); err != nil {
 		l.rewind(records)
 		return err
 	}
 	if l.AfterWrite != nil {
 		l.AfterWrite()
 	}
-	if err := l.Client.CommitRecords(bctx, records...); err != nil {
+	if err := l.Client.CommitRecords(ctx, records...); err != nil {
 		l.rewind(records)
 		return fmt.Errorf("commit offsets: %w", err)
 	}
+	l.oldest.Store(0) // the batch is in the read model and committed: nothing of it waits any more
 	return nil
+}
+
+// startSpans starts, while tracing is on and the loop traces (Trace), a consumer span for each record
+// whose headers carry a trace (the relay's publish span), as its child: the span covers the batch's
+// write to the read model and its offset commit. Records without a trace get none (no new traces for
+// old events).
+func (l *Loop) startSpans(ctx context.Context, records []*kgo.Record) []trace.Span {
+	if !l.Trace || !telemetry.Enabled() {
+		return nil
+	}
+	var spans []trace.Span
+	for _, r := range records {
+		rctx := telemetry.RecordContext(ctx, r)
+		if !trace.SpanContextFromContext(rctx).IsValid() {
+			continue
+		}
+		_, span := telemetry.Tracer().Start(rctx, "process "+r.Topic, trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(semconv.MessagingSystemKafka, semconv.MessagingOperationTypeProcess,
+				semconv.MessagingOperationName("process"), semconv.MessagingDestinationName(r.Topic),
+				semconv.MessagingConsumerGroupName(l.Group), semconv.MessagingKafkaMessageKey(string(r.Key)),
+				semconv.MessagingDestinationPartitionID(strconv.Itoa(int(r.Partition))), semconv.MessagingKafkaOffset(int(r.Offset)),
+				semconv.MessagingBatchMessageCount(len(records))))
+		spans = append(spans, span)
+	}
+	return spans
+}
+
+func endSpans(spans []trace.Span, err error) {
+	for _, span := range spans {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
 }
 
 // rewind moves the consumer back to the first record of a batch that failed on each of its
@@ -246,6 +317,7 @@ func decodeAll(records []*kgo.Record) ([]Event, []error) {
 func (l *Loop) apply(ctx context.Context, records []*kgo.Record) error {
 	var batch []Event
 	decoded, errs := decodeAll(records)
+	l.noteOldest(decoded)
 	for i, r := range records {
 		order := string(r.Key)
 		e, err := decoded[i], errs[i]
@@ -286,6 +358,29 @@ func (l *Loop) apply(ctx context.Context, records []*kgo.Record) error {
 		}
 	}
 	return nil
+}
+
+// noteOldest records the oldest recorded_at of a batch about to be written (projector_lag_seconds).
+func (l *Loop) noteOldest(batch []Event) {
+	var oldest int64
+	for _, e := range batch {
+		if at := e.Envelope.RecordedAt; !at.IsZero() && (oldest == 0 || at.UnixNano() < oldest) {
+			oldest = at.UnixNano()
+		}
+	}
+	if oldest != 0 {
+		l.oldest.Store(oldest)
+	}
+}
+
+// LagSeconds is how long the oldest event of the batch being written has waited since its commit in the
+// event store; 0 between batches (caught up). A batch that keeps failing keeps its age growing.
+func (l *Loop) LagSeconds() float64 {
+	at := l.oldest.Load()
+	if at == 0 {
+		return 0
+	}
+	return max(0, time.Since(time.Unix(0, at)).Seconds())
 }
 
 // holdGaps fails the batch while an order of it has had a gap for less than GapGrace.

@@ -82,7 +82,7 @@ func (p Projector) Run(ctx context.Context, listen httpserver.Listen) error {
 			return err
 		}
 		loop := &Loop{Client: client, Handler: m.h, Parking: m.p, Topic: cfg.Topic, Group: cfg.Group, Log: log,
-			Metrics: metrics, MaxRecords: cfg.BatchSize, LagEvery: 5 * time.Second, RetryParkedEvery: time.Minute}
+			Metrics: metrics, MaxRecords: cfg.BatchSize, LagEvery: 5 * time.Second, RetryParkedEvery: time.Minute, Trace: true}
 		if p.Tune != nil {
 			p.Tune(loop)
 		}

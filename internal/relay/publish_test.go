@@ -70,7 +70,7 @@ func TestPublishDecision(t *testing.T) {
 			m := NewMetrics()
 			p := &fakeProducer{answer: tt.answer}
 			records, recorded := batch(5)
-			err := publish(ctx, p, 50*time.Millisecond, records, recorded, m)
+			err := publish(ctx, p, 50*time.Millisecond, records, recorded, m, nil)
 			if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
 				t.Fatalf("publish() = %v, want %v", err, tt.wantErr)
 			}

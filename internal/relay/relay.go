@@ -17,7 +17,12 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/orders-oss/orders/internal/telemetry"
 	"github.com/orders-oss/orders/pkg/events"
 )
 
@@ -97,7 +102,7 @@ type producer interface {
 
 const claimSQL = `
 SELECT o.id, e.position, e.event_id, e.stream_id::text, e.version, e.type, e.schema_version, e.data,
-       e.metadata, e.occurred_at, e.recorded_at
+       e.metadata, e.occurred_at, e.recorded_at, o.traceparent
 FROM outbox o JOIN events e ON e.position = o.position
 ORDER BY o.id
 LIMIT $1`
@@ -120,11 +125,12 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read outbox: %w", err)
 	}
-	ids, records, recorded, err := r.collect(rows)
+	ids, records, recorded, traceparents, err := r.collect(rows)
 	if err != nil || len(ids) == 0 {
 		return 0, err
 	}
-	if err := publish(ctx, r.Client, r.ProduceTimeout, records, recorded, r.Metrics); err != nil {
+	spans := r.startSpans(ctx, records, traceparents)
+	if err := publish(ctx, r.Client, r.ProduceTimeout, records, recorded, r.Metrics, spans); err != nil {
 		r.Metrics.PublishErrors.Inc()
 		return 0, err
 	}
@@ -143,45 +149,78 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	return len(ids), nil
 }
 
-func (r *Relay) collect(rows pgx.Rows) ([]int64, []*kgo.Record, []time.Time, error) {
+func (r *Relay) collect(rows pgx.Rows) (ids []int64, records []*kgo.Record, recorded []time.Time, traceparents []string, err error) {
 	defer rows.Close()
-	var (
-		ids      []int64
-		records  []*kgo.Record
-		recorded []time.Time
-	)
 	for rows.Next() {
 		var id int64
 		var e events.Envelope
 		var data, meta []byte
+		var traceparent *string
 		if err := rows.Scan(&id, &e.Position, &e.EventID, &e.OrderID, &e.Version, &e.Type, &e.SchemaVersion, &data,
-			&meta, &e.OccurredAt, &e.RecordedAt); err != nil {
-			return nil, nil, nil, fmt.Errorf("read outbox: %w", err)
+			&meta, &e.OccurredAt, &e.RecordedAt, &traceparent); err != nil {
+			return nil, nil, nil, nil, fmt.Errorf("read outbox: %w", err)
 		}
 		e.Data = data
 		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
-			return nil, nil, nil, fmt.Errorf("event %s metadata: %w", e.EventID, err)
+			return nil, nil, nil, nil, fmt.Errorf("event %s metadata: %w", e.EventID, err)
 		}
 		e.OccurredAt, e.RecordedAt = e.OccurredAt.UTC(), e.RecordedAt.UTC()
 		rec, err := Record(r.Topic, e)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		ids = append(ids, id)
 		recorded = append(recorded, e.RecordedAt)
 		records = append(records, rec)
+		traceparents = append(traceparents, deref(traceparent))
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, nil, fmt.Errorf("read outbox: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("read outbox: %w", err)
 	}
-	return ids, records, recorded, nil
+	return ids, records, recorded, traceparents, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// startSpans starts, while tracing is on, a producer span for each record whose outbox row carries the
+// trace of its append, as a child of that append, and writes the span's context into the record's
+// headers: the projectors continue the trace from there. Records without a trace get no span (a relay
+// catching up on old rows starts no traces of its own). publish ends the spans with each record's ack.
+func (r *Relay) startSpans(ctx context.Context, records []*kgo.Record, traceparents []string) []trace.Span {
+	if !telemetry.Enabled() {
+		return nil
+	}
+	spans := make([]trace.Span, len(records))
+	for i, rec := range records {
+		if traceparents[i] == "" {
+			continue
+		}
+		pctx := telemetry.WithTraceparent(ctx, traceparents[i])
+		if !trace.SpanContextFromContext(pctx).IsValid() {
+			continue
+		}
+		sctx, span := telemetry.Tracer().Start(pctx, r.Topic+" publish", trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(semconv.MessagingSystemKafka, semconv.MessagingOperationTypeSend,
+				semconv.MessagingOperationName("publish"), semconv.MessagingDestinationName(r.Topic),
+				semconv.MessagingKafkaMessageKey(string(rec.Key)), attribute.String("orders.relay.instance", r.Instance)))
+		telemetry.InjectRecord(sctx, rec)
+		spans[i] = span
+	}
+	return spans
 }
 
 // publish sends the batch in outbox order and waits for every ack. The idempotent producer keeps
 // per-partition order across its internal retries, and when it gives up on a record it fails every
 // record buffered behind it in that partition, so what reaches a partition is always a prefix of what
 // was sent there. A batch with any failed or unacknowledged record fails as a whole.
-func publish(ctx context.Context, p producer, timeout time.Duration, records []*kgo.Record, recorded []time.Time, m *Metrics) error {
+//
+// spans, when not nil, holds a producer span per record (nil entries: none), ended with its ack.
+func publish(ctx context.Context, p producer, timeout time.Duration, records []*kgo.Record, recorded []time.Time, m *Metrics, spans []trace.Span) error {
 	// The deadline also reaches the records themselves: those not yet written to a broker when it
 	// passes are failed by the client instead of being sent later (a paused leader cannot get them
 	// out after a standby took over; see docs/relay.md, "One publisher at a time").
@@ -190,9 +229,22 @@ func publish(ctx context.Context, p producer, timeout time.Duration, records []*
 	results := make(chan error, len(records)) // buffered: late promises never block the client
 	for i, rec := range records {
 		recordedAt := recorded[i]
-		p.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+		var span trace.Span
+		if spans != nil {
+			span = spans[i]
+		}
+		p.Produce(ctx, rec, func(r *kgo.Record, err error) {
 			if err == nil {
 				m.CommitToAck.Observe(time.Since(recordedAt).Seconds())
+			}
+			if span != nil {
+				if err != nil {
+					span.SetStatus(codes.Error, err.Error())
+				} else {
+					span.SetAttributes(semconv.MessagingDestinationPartitionID(strconv.Itoa(int(r.Partition))),
+						semconv.MessagingKafkaOffset(int(r.Offset)))
+				}
+				span.End()
 			}
 			results <- err
 		})

@@ -110,7 +110,9 @@ func tokenError(w http.ResponseWriter, status int, code string) {
 func newOIDCConsole(t *testing.T, p *fakeProvider) *httptest.Server {
 	t.Helper()
 	var consoleURL string
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "not ready", 503) })
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "not ready", http.StatusServiceUnavailable)
+	})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler(w, r) }))
 	t.Cleanup(srv.Close)
 	consoleURL = srv.URL

@@ -181,8 +181,6 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-type principalKey struct{}
-
 // publicRoutes are served without a session: signing in and the assets of its page.
 var publicRoutes = map[string]bool{"/login": true, "/login/callback": true, "/static/*": true}
 
