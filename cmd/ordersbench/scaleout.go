@@ -35,8 +35,8 @@ type scaleoutConfig struct {
 	Partitions  int
 	Members     []int
 	Rounds      int
-	// Quiet, when positive, makes each round wait (up to QuietWait) until the machine's CPU is busier
-	// than this share for no more than a second: other work on a shared machine takes CPU the members
+	// Quiet, when positive, makes each round wait (up to QuietWait) for a whole second with the
+	// machine's CPU at most this share busy: other work on a shared machine takes CPU the members
 	// would use.
 	Quiet     float64
 	QuietWait time.Duration
