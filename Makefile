@@ -75,4 +75,4 @@ chaos-short: stack-up build ## the short fault suite (under 3 minutes) that ends
 	@eval "$$($(STACK) env)" && ./bin/orderschaos -suite short -as "make chaos-short" $(CHAOS_FLAGS)
 
 bench: stack-up ## benchmarks against baselines measured in the same run, written to BENCHMARKS.md
-	@eval "$$($(STACK) env)" && $(GO) run ./cmd/ordersbench write && $(GO) run ./cmd/ordersbench relay && $(GO) run ./cmd/ordersbench search && $(GO) run ./cmd/ordersbench orders && $(GO) run ./cmd/ordersbench rebuild && $(GO) run ./cmd/ordersbench history
+	@eval "$$($(STACK) env)" && $(GO) run ./cmd/ordersbench write && $(GO) run ./cmd/ordersbench relay && $(GO) run ./cmd/ordersbench search && $(GO) run ./cmd/ordersbench orders && $(GO) run ./cmd/ordersbench rebuild && $(GO) run ./cmd/ordersbench history && $(GO) run ./cmd/ordersbench scaleout

@@ -5,6 +5,7 @@
 //	ordersbench relay [-events 100000] [-load 15s] [-rounds 3] [-out BENCHMARKS.md]
 //	ordersbench search [-events 100000] [-rounds 3] [-load 15s] [-out BENCHMARKS.md]
 //	ordersbench history [-events 10000] [-every 100] [-travel 9950] [-duration 3s] [-commands 300] [-rounds 3] [-out BENCHMARKS.md]
+//	ordersbench scaleout [-events 100000] [-partitions 6] [-members 1,2,3] [-rounds 3] [-quiet 0.5] [-quiet-wait 3m] [-out BENCHMARKS.md]
 //
 // write: POST /orders through the command API (in-process server, real Postgres) at 8 and 32 clients,
 // beside raw pgx doing the same two-insert transaction (event + outbox row) in one round trip.
@@ -12,6 +13,8 @@
 // database-only claim rate; then the backlog and commit-to-ack latency under sustained command load.
 // history: the latency of GET /orders/{id}, of time travel and of a command on a 10,000-event order, with
 // snapshots and without, beside the same on a 1-event order.
+// scaleout: projector-orders groups of 1, 2 and 3 members draining the same 6-partition topic, beside
+// the 1-member group measured in the same run.
 package main
 
 import (
@@ -38,7 +41,7 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: ordersbench write|relay|search|orders|rebuild|history [flags]")
+		return fmt.Errorf("usage: ordersbench write|relay|search|orders|rebuild|history|scaleout [flags]")
 	}
 	// ORDERSBENCH_CPUPROFILE=file writes a CPU profile of the whole run (go tool pprof).
 	if path := getenv("ORDERSBENCH_CPUPROFILE"); path != "" {
@@ -105,6 +108,37 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return fmt.Errorf("DATABASE_URL is required (eval \"$(make -s env)\")")
 		}
 		return benchHistory(ctx, cfg, stdout)
+	case "scaleout":
+		fs := flag.NewFlagSet("scaleout", flag.ContinueOnError)
+		cfg := scaleoutConfig{}
+		fs.IntVar(&cfg.Events, "events", 100_000, "events on the topic (4 per order)")
+		fs.IntVar(&cfg.Partitions, "partitions", 6, "partitions of the topic (EVENTS_TOPIC_PARTITIONS)")
+		members := fs.String("members", "1,2,3", "member counts to measure, the first one the baseline")
+		fs.IntVar(&cfg.Rounds, "rounds", 3, "measurements per member count (the median is reported)")
+		fs.Float64Var(&cfg.Quiet, "quiet", 0.5, "start each round after a second with the machine's CPU at most this share busy (0: do not wait)")
+		fs.DurationVar(&cfg.QuietWait, "quiet-wait", 3*time.Minute, "the longest a round waits for a quiet second")
+		fs.StringVar(&cfg.Out, "out", "BENCHMARKS.md", "file to write the figures to")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		var err error
+		if cfg.Members, err = parseMembers(*members); err != nil {
+			return err
+		}
+		if cfg.Events < 4 || cfg.Partitions < 1 || cfg.Rounds < 1 {
+			return fmt.Errorf("scaleout: -events must be at least 4, -partitions and -rounds at least 1")
+		}
+		cfg.Command = "go run ./cmd/ordersbench scaleout"
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name != "out" {
+				cfg.Command += fmt.Sprintf(" -%s %s", f.Name, f.Value)
+			}
+		})
+		cfg.DatabaseURL, cfg.Brokers = getenv("DATABASE_URL"), brokers(getenv)
+		if cfg.DatabaseURL == "" || len(cfg.Brokers) == 0 {
+			return fmt.Errorf("DATABASE_URL and KAFKA_BROKERS are required (eval \"$(make -s env)\")")
+		}
+		return benchScaleout(ctx, cfg, stdout)
 	case "search", "orders", "rebuild":
 		fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 		cfg := searchConfig{}
@@ -134,7 +168,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return benchSearch(ctx, cfg, stdout)
 	}
-	return fmt.Errorf("unknown benchmark %q (write, relay, search, orders, rebuild, history)", args[0])
+	return fmt.Errorf("unknown benchmark %q (write, relay, search, orders, rebuild, history, scaleout)", args[0])
 }
 
 // brokers splits KAFKA_BROKERS.
