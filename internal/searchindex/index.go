@@ -24,9 +24,11 @@ import (
 
 // Mapping is the explicit mapping of an orders index: keyword ids, skus and statuses; text with
 // keyword sub-fields for names; dates; amounts as integers. Dynamic fields are refused so a document
-// can never silently grow an unmapped field.
+// can never silently grow an unmapped field. One primary shard; a replica on every cluster of two nodes
+// or more (auto_expand_replicas 0-1: a single node, as locally, keeps the index green with none), so
+// that losing a node does not lose the index (docs/scaling.md).
 const Mapping = `{
-  "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+  "settings": {"number_of_shards": 1, "auto_expand_replicas": "0-1"},
   "mappings": {
     "dynamic": "strict",
     "properties": {

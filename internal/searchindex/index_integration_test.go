@@ -4,6 +4,7 @@ package searchindex_test
 
 import (
 	"context"
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -110,5 +111,41 @@ func TestDocumentsAreSearchable(t *testing.T) {
 	n, _ := res.Body.Read(buf)
 	if res.IsError() || !strings.Contains(string(buf[:n]), `"_id":"o-2"`) || strings.Contains(string(buf[:n]), `"_id":"o-1"`) {
 		t.Fatalf("search answered %s; want only o-2", buf[:n])
+	}
+}
+
+// An orders index gets a replica wherever the cluster has a second node, and none on a single node (it
+// stays green): losing a node of a production cluster does not lose the index.
+func TestIndexReplicasFollowTheCluster(t *testing.T) {
+	t.Parallel()
+	_, client, prefix := setup(t)
+	res, err := opensearchapi.IndicesGetSettingsRequest{Index: []string{prefix + "-orders-v1"}}.Do(context.Background(), client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var got map[string]struct {
+		Settings struct {
+			Index struct {
+				Shards     string `json:"number_of_shards"`
+				AutoExpand string `json:"auto_expand_replicas"`
+			} `json:"index"`
+		} `json:"settings"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	s := got[prefix+"-orders-v1"].Settings.Index
+	if s.Shards != "1" || s.AutoExpand != "0-1" {
+		t.Errorf("index settings: %s shards, auto_expand_replicas %q; want 1 and 0-1", s.Shards, s.AutoExpand)
+	}
+	health, err := opensearchapi.ClusterHealthRequest{Index: []string{prefix + "-orders-v1"}, WaitForStatus: "green",
+		Timeout: 10 * time.Second}.Do(context.Background(), client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer health.Body.Close()
+	if health.IsError() {
+		t.Errorf("the index is not green on a single node: %s", health)
 	}
 }

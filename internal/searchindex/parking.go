@@ -23,7 +23,7 @@ func ParkingIndex(alias string) string { return alias + "-parked" }
 // value). A record's document id is topic-partition-offset, so parking a redelivered record again
 // changes nothing.
 func NewParking(ctx context.Context, client *opensearch.Client, index string) (*projection.ParkedSet, error) {
-	mapping := `{"settings":{"number_of_shards":1,"number_of_replicas":0},"mappings":{"properties":{
+	mapping := `{"settings":{"number_of_shards":1,"auto_expand_replicas":"0-1"},"mappings":{"properties":{
 		"order_id":{"type":"keyword"},"topic":{"type":"keyword"},"partition":{"type":"integer"},"offset":{"type":"long"},
 		"error":{"type":"text"},"value":{"type":"text","index":false},"parked_at":{"type":"date"}}}}`
 	res, err := opensearchapi.IndicesCreateRequest{Index: index, Body: strings.NewReader(mapping)}.Do(ctx, client)
