@@ -3,30 +3,17 @@
 package e2e_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/orders-oss/orders/internal/auth/authtest"
-	"github.com/orders-oss/orders/internal/command"
-	"github.com/orders-oss/orders/internal/eventstore"
-	"github.com/orders-oss/orders/internal/projection"
-	"github.com/orders-oss/orders/internal/readmodel"
-	"github.com/orders-oss/orders/internal/relay"
-	"github.com/orders-oss/orders/internal/searchindex"
-	"github.com/orders-oss/orders/internal/testenv"
 	"github.com/orders-oss/orders/pkg/api"
-	commandapi "github.com/orders-oss/orders/services/command/httpapi"
-	queryapi "github.com/orders-oss/orders/services/query/httpapi"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -60,71 +47,9 @@ func call(t *testing.T, bearer, method, url, body string) api.Order {
 // through the event store, the relay, Kafka and the search projector.
 func TestCommandToSearch(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-
-	pool := testenv.Postgres(t)
-	if err := eventstore.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	gen, err := readmodel.Ensure(ctx, pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	brokers, topic := testenv.KafkaBrokers(t), testenv.Topic(t, 3)
-	osc := testenv.OpenSearch(t)
-	prefix := testenv.IndexPrefix(t)
-	alias := prefix + "-orders"
-
-	issuer := authtest.New(t)
-	bearer := issuer.Bearer(t, authtest.Staff)
-	command := httptest.NewServer(commandapi.New(commandapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5}, Log: quiet, BodyLimit: "64KB", Ready: pool.Ping,
-		Auth: issuer.Auth}))
-	defer command.Close()
-	query := httptest.NewServer(queryapi.New(queryapi.Config{Search: searchindex.New(osc, alias), Orders: pool, MinVersionWait: 10 * time.Second, Log: quiet, Ready: func(context.Context) error { return nil },
-		Auth: issuer.Auth}))
-	defer query.Close()
-
-	producer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RequiredAcks(kgo.AllISRAcks()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer producer.Close()
-	r := relay.New(relay.Config{Pool: pool, Client: producer, Topic: topic, Log: quiet})
-	go func() { _ = r.Run(ctx, relay.DefaultPolling) }()
-
-	ix := searchindex.New(osc, alias)
-	if err := ix.Ensure(ctx, prefix+"-orders-v1"); err != nil {
-		t.Fatal(err)
-	}
-	parking, err := searchindex.NewParking(ctx, osc, alias+"-parked")
-	if err != nil {
-		t.Fatal(err)
-	}
-	consumer, err := kgo.NewClient(projection.ConsumerOptions(brokers, topic, testenv.Name(t))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer consumer.Close()
-	loop := &projection.Loop{Client: consumer, Handler: searchindex.Handler{Index: ix}, Parking: parking, Topic: topic, Log: quiet, Metrics: projection.NewMetrics()}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = loop.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	// projector-orders, as the service runs it.
-	tpark, err := readmodel.NewParking(ctx, pool, gen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tconsumer, err := kgo.NewClient(projection.ConsumerOptions(brokers, topic, testenv.Name(t)+"-orders")...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tconsumer.Close()
-	tloop := &projection.Loop{Client: tconsumer, Handler: readmodel.Handler{Pool: pool, OnGeneration: tpark.Use}, Parking: tpark,
-		Topic: topic, Log: quiet, Metrics: projection.NewMetrics()}
-	tdone := make(chan struct{})
-	go func() { defer close(tdone); _ = tloop.Run(ctx) }()
-	defer func() { cancel(); <-tdone }()
+	p := startPipeline(t, false)
+	bearer := p.issuer.Bearer(t, authtest.Staff)
+	command, query := p.command, p.query
 
 	names := []string{"Ada Lovelace", "Charles Babbage", "Grace Hopper", "Alan Turing"}
 	want := map[string]api.Order{}

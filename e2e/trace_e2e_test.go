@@ -3,26 +3,15 @@
 package e2e_test
 
 import (
-	"context"
 	"fmt"
-	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orders-oss/orders/internal/auth/authtest"
-	"github.com/orders-oss/orders/internal/command"
-	"github.com/orders-oss/orders/internal/eventstore"
-	"github.com/orders-oss/orders/internal/projection"
-	"github.com/orders-oss/orders/internal/readmodel"
-	"github.com/orders-oss/orders/internal/relay"
-	"github.com/orders-oss/orders/internal/searchindex"
 	"github.com/orders-oss/orders/internal/telemetry/telemetrytest"
-	"github.com/orders-oss/orders/internal/testenv"
-	commandapi "github.com/orders-oss/orders/services/command/httpapi"
 )
 
 // TestOneTraceFromPostToBothProjectors follows POST /orders through the real Postgres, Kafka and
@@ -31,74 +20,10 @@ import (
 // the Kafka record's headers) are one trace, recorded by an in-memory exporter.
 func TestOneTraceFromPostToBothProjectors(t *testing.T) {
 	rec := telemetrytest.Record(t) // not parallel: tracing is process-wide
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-
-	pool := testenv.Postgres(t)
-	if err := eventstore.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	gen, err := readmodel.Ensure(ctx, pool)
-	if err != nil {
-		t.Fatal(err)
-	}
-	brokers, topic := testenv.KafkaBrokers(t), testenv.Topic(t, 3)
-	osc := testenv.OpenSearch(t)
-	alias := testenv.IndexPrefix(t) + "-orders"
-
-	issuer := authtest.New(t)
-	bearer := issuer.Bearer(t, authtest.Staff)
-	api := httptest.NewServer(commandapi.New(commandapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5},
-		Log: quiet, BodyLimit: "64KB", Ready: pool.Ping, Auth: issuer.Auth}))
-	defer api.Close()
-
-	producer, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RequiredAcks(kgo.AllISRAcks()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer producer.Close()
-	r := relay.New(relay.Config{Pool: pool, Client: producer, Topic: topic, Log: quiet})
-	go func() { _ = r.Run(ctx, relay.DefaultPolling) }()
-
-	ix := searchindex.New(osc, alias)
-	if err := ix.Ensure(ctx, alias+"-v1"); err != nil {
-		t.Fatal(err)
-	}
-	sparking, err := searchindex.NewParking(ctx, osc, alias+"-parked")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tparking, err := readmodel.NewParking(ctx, pool, gen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	groups := map[string]projection.Handler{
-		testenv.Name(t) + "-search": searchindex.Handler{Index: ix},
-		testenv.Name(t) + "-orders": readmodel.Handler{Pool: pool, OnGeneration: tparking.Use},
-	}
-	var done []chan struct{}
-	for group, h := range groups {
-		consumer, err := kgo.NewClient(projection.ConsumerOptions(brokers, topic, group)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer consumer.Close()
-		var parking projection.Parking = sparking
-		if _, ok := h.(readmodel.Handler); ok {
-			parking = tparking
-		}
-		loop := &projection.Loop{Client: consumer, Handler: h, Parking: parking, Topic: topic, Group: group, Log: quiet,
-			Metrics: projection.NewMetrics(), Trace: true}
-		ch := make(chan struct{})
-		done = append(done, ch)
-		go func() { defer close(ch); _ = loop.Run(ctx) }()
-	}
-	defer func() {
-		cancel()
-		for _, ch := range done {
-			<-ch
-		}
-	}()
+	p := startPipeline(t, true)
+	bearer := p.issuer.Bearer(t, authtest.Staff)
+	api, topic := p.command, p.topic
+	groups := map[string]bool{p.groups[0]: true, p.groups[1]: true}
 
 	placed := call(t, bearer, "POST", api.URL+"/orders", fmt.Sprintf(placeBody, 1, "Ada Lovelace", 1))
 	var server sdktrace.ReadOnlySpan
