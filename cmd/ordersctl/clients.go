@@ -4,9 +4,12 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/opensearch-project/opensearch-go/v2"
+	"github.com/spf13/cobra"
 
+	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/rebuild"
 )
 
@@ -28,4 +31,25 @@ func connect(ctx context.Context, brokers []string, dbURL, osURL string) (c rebu
 		}
 	}
 	return c, close, nil
+}
+
+// connectDB reads DATABASE_URL and connects to Postgres only: what the commands on the event store need.
+func (c *cli) connectDB(ctx context.Context) (rebuild.Clients, func(), error) {
+	r := envconfig.New(c.getenv)
+	dbURL := r.Required("DATABASE_URL")
+	if err := r.Err(); err != nil {
+		return rebuild.Clients{}, func() {}, err
+	}
+	return connect(ctx, nil, dbURL, "")
+}
+
+// checkOrderFlag refuses an --order that is set but not an order id.
+func checkOrderFlag(cmd *cobra.Command, orderID string) error {
+	if !cmd.Flags().Changed("order") {
+		return nil
+	}
+	if _, err := uuid.Parse(orderID); err != nil {
+		return usageErrorf("--order must be an order id (a UUID), got %q", orderID)
+	}
+	return nil
 }

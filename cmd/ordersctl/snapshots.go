@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
-	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/rebuild"
 )
@@ -41,12 +39,7 @@ Reads DATABASE_URL.`,
 			if maxReport < 0 {
 				return usageErrorf("--max-report must not be negative, got %d", maxReport)
 			}
-			r := envconfig.New(c.getenv)
-			dbURL := r.Required("DATABASE_URL")
-			if err := r.Err(); err != nil {
-				return err
-			}
-			clients, closeClients, err := connect(cmd.Context(), nil, dbURL, "")
+			clients, closeClients, err := c.connectDB(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -89,17 +82,10 @@ running services.
 Reads DATABASE_URL.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cmd.Flags().Changed("order") {
-				if _, err := uuid.Parse(orderID); err != nil {
-					return usageErrorf("--order must be an order id (a UUID), got %q", orderID)
-				}
-			}
-			r := envconfig.New(c.getenv)
-			dbURL := r.Required("DATABASE_URL")
-			if err := r.Err(); err != nil {
+			if err := checkOrderFlag(cmd, orderID); err != nil {
 				return err
 			}
-			clients, closeClients, err := connect(cmd.Context(), nil, dbURL, "")
+			clients, closeClients, err := c.connectDB(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
-	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/eventstore"
 )
 
@@ -31,17 +29,10 @@ Exits 1 when a link is broken, 0 when every chain holds.
 Reads DATABASE_URL (the owner role: it reads every event).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if orderID != "" {
-				if _, err := uuid.Parse(orderID); err != nil {
-					return usageErrorf("--order must be an order id (a UUID), got %q", orderID)
-				}
-			}
-			r := envconfig.New(c.getenv)
-			dbURL := r.Required("DATABASE_URL")
-			if err := r.Err(); err != nil {
+			if err := checkOrderFlag(cmd, orderID); err != nil {
 				return err
 			}
-			clients, closeClients, err := connect(cmd.Context(), nil, dbURL, "")
+			clients, closeClients, err := c.connectDB(cmd.Context())
 			if err != nil {
 				return err
 			}
