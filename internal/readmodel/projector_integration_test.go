@@ -4,7 +4,6 @@ package readmodel_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/internal/projection"
+	"github.com/orders-oss/orders/internal/projection/projectiontest"
 	"github.com/orders-oss/orders/internal/readmodel"
 	"github.com/orders-oss/orders/internal/testenv"
 	"github.com/orders-oss/orders/pkg/api"
@@ -239,31 +239,6 @@ func (e *loopEnv) parkedCount() int {
 	return n
 }
 
-func record(t *testing.T, env events.Envelope) *kgo.Record {
-	t.Helper()
-	v, err := json.Marshal(env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &kgo.Record{Key: []byte(env.OrderID), Value: v}
-}
-
-func runUntil(t *testing.T, l *projection.Loop, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached within 30 s")
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := l.RunOnce(ctx)
-		cancel()
-		if err != nil {
-			t.Fatalf("RunOnce: %v", err)
-		}
-	}
-}
-
 func metric(t *testing.T, m *projection.Metrics, name string) float64 {
 	t.Helper()
 	fams, err := m.Registry.Gather()
@@ -314,15 +289,15 @@ func TestLoopParksPoisonAndIgnoresRedelivery(t *testing.T) {
 	_, cEnvs := history(t, c, placed, events.OrderCancelled{Reason: "r"})
 	var recs []*kgo.Record
 	for _, env := range aEnvs {
-		recs = append(recs, record(t, env))
+		recs = append(recs, projectiontest.EnvelopeRecord(t, env))
 	}
-	recs = append(recs, record(t, bEnvs[0]))
+	recs = append(recs, projectiontest.EnvelopeRecord(t, bEnvs[0]))
 	// c: its first event is corrupt (poison); its second must wait behind it.
-	recs = append(recs, &kgo.Record{Key: []byte(c), Value: []byte(`{"order_id":"` + c + `","type":"OrderPlaced","data":{`)}, record(t, cEnvs[1]))
+	recs = append(recs, &kgo.Record{Key: []byte(c), Value: []byte(`{"order_id":"` + c + `","type":"OrderPlaced","data":{`)}, projectiontest.EnvelopeRecord(t, cEnvs[1]))
 	e.produce(recs...)
 
 	l, cl := e.loop()
-	runUntil(t, l, func() bool {
+	projectiontest.RunUntil(t, l, func() bool {
 		docs := current(t, e.pool, e.gen, a, b)
 		return docs[a].Version == 4 && docs[b].Version == 1 && e.parking.IsParked(c)
 	})
@@ -355,7 +330,7 @@ func TestLoopParksPoisonAndIgnoresRedelivery(t *testing.T) {
 	dupBefore := metric(t, e.metrics, "projector_duplicates_skipped_total")
 	appliedBefore := metric(t, e.metrics, "projector_events_applied_total")
 	l2, _ := e.loop()
-	runUntil(t, l2, func() bool { return metric(t, e.metrics, "projector_duplicates_skipped_total") >= dupBefore+5 })
+	projectiontest.RunUntil(t, l2, func() bool { return metric(t, e.metrics, "projector_duplicates_skipped_total") >= dupBefore+5 })
 	if after := e.snapshot(); !reflect.DeepEqual(after, before) {
 		t.Errorf("read model changed after a redelivery:\nbefore %v\nafter  %v", before, after)
 	}
@@ -375,14 +350,14 @@ func TestReplayUnparksAfterTheMissingEventArrives(t *testing.T) {
 	_, envs := history(t, x, placed, events.PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "p"}, events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: "T"}}})
 	l, _ := e.loop()
 	// Version 2 arrives without version 1 (lost from the topic): a gap parks the order.
-	e.produce(record(t, envs[1]))
-	runUntil(t, l, func() bool { return e.parking.IsParked(x) })
+	e.produce(projectiontest.EnvelopeRecord(t, envs[1]))
+	projectiontest.RunUntil(t, l, func() bool { return e.parking.IsParked(x) })
 	if _, err := l.Replay(ctx, x); err == nil {
 		t.Fatal("Replay before the missing event is there succeeded; want the gap reported")
 	}
 	// The missing event is republished; it parks behind version 2. Replay applies both, in order.
-	e.produce(record(t, envs[0]))
-	runUntil(t, l, func() bool { return e.parkedCount() == 2 })
+	e.produce(projectiontest.EnvelopeRecord(t, envs[0]))
+	projectiontest.RunUntil(t, l, func() bool { return e.parkedCount() == 2 })
 	n, err := l.Replay(ctx, x)
 	if err != nil || n != 2 {
 		t.Fatalf("Replay = %d, %v; want 2 replayed", n, err)
@@ -390,8 +365,8 @@ func TestReplayUnparksAfterTheMissingEventArrives(t *testing.T) {
 	if e.parking.IsParked(x) || e.parkedCount() != 0 {
 		t.Fatalf("the order is still parked after a successful replay")
 	}
-	e.produce(record(t, envs[2]))
-	runUntil(t, l, func() bool {
+	e.produce(projectiontest.EnvelopeRecord(t, envs[2]))
+	projectiontest.RunUntil(t, l, func() bool {
 		d := current(t, e.pool, e.gen, x)
 		return d[x].Version == 3 && d[x].Status == "shipped"
 	})
@@ -415,10 +390,10 @@ func TestParkedForAnUnknownSchemaFlowsAfterTheUpgrade(t *testing.T) {
 	_, envs := history(t, x, placed, events.PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "p"},
 		events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: "JD-NEW"}}})
 	l, _ := e.loop()
-	e.produce(record(t, envs[0]), record(t, envs[1]))
-	runUntil(t, l, func() bool { return current(t, e.pool, e.gen, x)[x].Version == 2 })
+	e.produce(projectiontest.EnvelopeRecord(t, envs[0]), projectiontest.EnvelopeRecord(t, envs[1]))
+	projectiontest.RunUntil(t, l, func() bool { return current(t, e.pool, e.gen, x)[x].Version == 2 })
 	// The release before knew OrderShipped up to version 1: it parked version 3 (v2) of the order.
-	shipped := record(t, envs[2])
+	shipped := projectiontest.EnvelopeRecord(t, envs[2])
 	shipped.Topic, shipped.Offset = e.topic, 2
 	old := &events.UnknownEventError{Type: events.TypeOrderShipped, SchemaVersion: 2, KnownVersion: 1}
 	if err := e.parking.Park(ctx, x, shipped, old); err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/internal/projection"
+	"github.com/orders-oss/orders/internal/projection/projectiontest"
 	"github.com/orders-oss/orders/internal/searchindex"
 	"github.com/orders-oss/orders/internal/testenv"
 	"github.com/orders-oss/orders/pkg/events"
@@ -77,32 +78,6 @@ func (e *loopEnv) produce(recs ...*kgo.Record) {
 	}
 }
 
-func record(t *testing.T, env events.Envelope) *kgo.Record {
-	t.Helper()
-	v, err := json.Marshal(env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &kgo.Record{Key: []byte(env.OrderID), Value: v}
-}
-
-// runUntil calls RunOnce until cond holds, failing after 30 s.
-func runUntil(t *testing.T, l *projection.Loop, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached within 30 s")
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		err := l.RunOnce(ctx)
-		cancel()
-		if err != nil {
-			t.Fatalf("RunOnce: %v", err)
-		}
-	}
-}
-
 func TestLoopProjectsParksAndIgnoresRedelivery(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -117,15 +92,15 @@ func TestLoopProjectsParksAndIgnoresRedelivery(t *testing.T) {
 	_, cEnvs := history(t, c, placed, events.OrderCancelled{Reason: "r"})
 	var recs []*kgo.Record
 	for _, env := range aEnvs {
-		recs = append(recs, record(t, env))
+		recs = append(recs, projectiontest.EnvelopeRecord(t, env))
 	}
-	recs = append(recs, record(t, bEnvs[0]))
+	recs = append(recs, projectiontest.EnvelopeRecord(t, bEnvs[0]))
 	// c: its first event is corrupt (poison); its second must wait behind it.
-	recs = append(recs, &kgo.Record{Key: []byte(c), Value: []byte(`{"order_id":"` + c + `","type":"OrderPlaced","data":{`)}, record(t, cEnvs[1]))
+	recs = append(recs, &kgo.Record{Key: []byte(c), Value: []byte(`{"order_id":"` + c + `","type":"OrderPlaced","data":{`)}, projectiontest.EnvelopeRecord(t, cEnvs[1]))
 	e.produce(recs...)
 
 	l, cl := e.loop()
-	runUntil(t, l, func() bool {
+	projectiontest.RunUntil(t, l, func() bool {
 		docs, err := e.ix.Get(ctx, []string{a, b})
 		return err == nil && docs[a].Version == 4 && docs[b].Version == 1 && e.parking.IsParked(c)
 	})
@@ -161,7 +136,7 @@ func TestLoopProjectsParksAndIgnoresRedelivery(t *testing.T) {
 	before := docs
 	dupBefore := counter(t, e.metrics, "projector_duplicates_skipped_total")
 	l2, _ := e.loop()
-	runUntil(t, l2, func() bool { return counter(t, e.metrics, "projector_duplicates_skipped_total") >= dupBefore+5 })
+	projectiontest.RunUntil(t, l2, func() bool { return counter(t, e.metrics, "projector_duplicates_skipped_total") >= dupBefore+5 })
 	after, _ := e.ix.Get(ctx, []string{a, b, c})
 	if !reflect.DeepEqual(after, before) {
 		t.Errorf("documents changed after a redelivery:\nbefore %+v\nafter  %+v", before, after)
@@ -267,14 +242,14 @@ func TestReplayUnparksAfterTheMissingEventArrives(t *testing.T) {
 	_, envs := history(t, x, placed, events.PaymentConfirmed{Amount: 10, Currency: "EUR", Reference: "p"}, events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: "T"}}})
 	l, _ := e.loop()
 	// Version 2 arrives without version 1 (lost from the topic): a gap parks the order.
-	e.produce(record(t, envs[1]))
-	runUntil(t, l, func() bool { return e.parking.IsParked(x) })
+	e.produce(projectiontest.EnvelopeRecord(t, envs[1]))
+	projectiontest.RunUntil(t, l, func() bool { return e.parking.IsParked(x) })
 	if _, err := l.Replay(ctx, x); err == nil {
 		t.Fatal("Replay before the missing event is there succeeded; want the gap reported")
 	}
 	// The missing event is republished; it parks behind version 2. Replay now applies both, in order.
-	e.produce(record(t, envs[0]))
-	runUntil(t, l, func() bool { return e.parkedCount() == 2 })
+	e.produce(projectiontest.EnvelopeRecord(t, envs[0]))
+	projectiontest.RunUntil(t, l, func() bool { return e.parkedCount() == 2 })
 	n, err := l.Replay(ctx, x)
 	if err != nil || n != 2 {
 		t.Fatalf("Replay = %d, %v; want 2 replayed", n, err)
@@ -283,8 +258,8 @@ func TestReplayUnparksAfterTheMissingEventArrives(t *testing.T) {
 		t.Fatalf("the order is still parked after a successful replay")
 	}
 	// Later events flow again.
-	e.produce(record(t, envs[2]))
-	runUntil(t, l, func() bool {
+	e.produce(projectiontest.EnvelopeRecord(t, envs[2]))
+	projectiontest.RunUntil(t, l, func() bool {
 		docs, err := e.ix.Get(ctx, []string{x})
 		return err == nil && docs[x].Version == 3 && docs[x].Status == "shipped"
 	})

@@ -111,3 +111,30 @@ func Cluster(t testing.TB, topic string, partitions int32, recs ...*kgo.Record) 
 	}
 	return brokers
 }
+
+// EnvelopeRecord is the record of an envelope as the relay sends it (key and value; no topic).
+func EnvelopeRecord(t testing.TB, env events.Envelope) *kgo.Record {
+	t.Helper()
+	v, err := json.Marshal(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &kgo.Record{Key: []byte(env.OrderID), Value: v}
+}
+
+// RunUntil calls l.RunOnce until cond holds, failing after 30 s or on RunOnce's first error.
+func RunUntil(t testing.TB, l *projection.Loop, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached within 30 s")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := l.RunOnce(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("RunOnce: %v", err)
+		}
+	}
+}
