@@ -78,7 +78,8 @@ func TestCommandToSearch(t *testing.T) {
 
 	issuer := authtest.New(t)
 	bearer := issuer.Bearer(t, authtest.Staff)
-	command := httptest.NewServer(commandapi.New(commandapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5}, Log: quiet, BodyLimit: "64KB", Ready: pool.Ping,
+	keys := testenv.Keyring(t, pool)
+	command := httptest.NewServer(commandapi.New(commandapi.Config{Commands: &command.Service{Store: eventstore.New(pool), Keys: keys, MaxRetries: 5}, Log: quiet, BodyLimit: "64KB", Ready: pool.Ping,
 		Auth: issuer.Auth}))
 	defer command.Close()
 	query := httptest.NewServer(queryapi.New(queryapi.Config{Search: searchindex.New(osc, alias), Orders: pool, MinVersionWait: 10 * time.Second, Log: quiet, Ready: func(context.Context) error { return nil },
@@ -106,7 +107,7 @@ func TestCommandToSearch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer consumer.Close()
-	loop := &projection.Loop{Client: consumer, Handler: searchindex.Handler{Index: ix}, Parking: parking, Topic: topic, Log: quiet, Metrics: projection.NewMetrics()}
+	loop := &projection.Loop{Client: consumer, Handler: searchindex.Handler{Index: ix, Keys: keys}, Parking: parking, Topic: topic, Log: quiet, Metrics: projection.NewMetrics()}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = loop.Run(ctx) }()
 	defer func() { cancel(); <-done }()
@@ -120,7 +121,7 @@ func TestCommandToSearch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tconsumer.Close()
-	tloop := &projection.Loop{Client: tconsumer, Handler: readmodel.Handler{Pool: pool, OnGeneration: tpark.Use}, Parking: tpark,
+	tloop := &projection.Loop{Client: tconsumer, Handler: readmodel.Handler{Pool: pool, OnGeneration: tpark.Use, Keys: keys}, Parking: tpark,
 		Topic: topic, Log: quiet, Metrics: projection.NewMetrics()}
 	tdone := make(chan struct{})
 	go func() { defer close(tdone); _ = tloop.Run(ctx) }()
@@ -207,7 +208,7 @@ func TestCommandToSearch(t *testing.T) {
 		}
 		_ = json.NewDecoder(res.Body).Decode(&got)
 		res.Body.Close()
-		if len(got.Hits) != 1 || got.Hits[0].Customer.Name != wantName {
+		if len(got.Hits) != 1 || got.Hits[0].Customer.Name == nil || *got.Hits[0].Customer.Name != wantName {
 			t.Errorf("search %q = %+v, want only %s's order", q, got.Hits, wantName)
 		}
 	}

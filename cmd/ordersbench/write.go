@@ -75,7 +75,7 @@ func benchWrite(ctx context.Context, cfg writeConfig, stdout io.Writer) error {
 	// and the per-principal rate limit), and the same API with a fixed principal instead (noAuth), both
 	// in this process on the same pool.
 	newAPI := func(a httpserver.Auth) *httptest.Server {
-		return httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5},
+		return httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), Keys: benchKeys(pool), MaxRetries: 5},
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), BodyLimit: "256KB", Ready: pool.Ping, Auth: a}))
 	}
 	api, open := newAPI(benchIssuer.Auth), newAPI(noAuth{})

@@ -41,7 +41,7 @@ Reads DATABASE_URL (the owner role: it reads every event).`,
 			if err := r.Err(); err != nil {
 				return err
 			}
-			clients, closeClients, err := connect(cmd.Context(), nil, dbURL, "")
+			clients, closeClients, err := connect(cmd.Context(), nil, dbURL, "", nil)
 			if err != nil {
 				return err
 			}

@@ -30,6 +30,10 @@ var (
 	// ErrIdempotencyKeyExists: the idempotency key was already used; nothing was appended. Read the
 	// stored record with Idempotency.
 	ErrIdempotencyKeyExists = errors.New("idempotency key already used")
+	// ErrDataKeyGone: the data key the events' personal data was sealed with no longer exists (the
+	// customer's personal data was erased since the key was read); nothing was appended. Seal again with
+	// the customer's current key.
+	ErrDataKeyGone = errors.New("the data key the events were sealed with was deleted")
 )
 
 // Store reads and appends events.
@@ -52,6 +56,11 @@ type NewEvent struct {
 	Data          json.RawMessage
 	Metadata      events.Metadata
 	OccurredAt    time.Time // required; stored with microsecond precision
+	// DataKey, when set, is the id of the data key the event's personal data is sealed with: the append
+	// stores nothing, and fails with ErrDataKeyGone, when that key no longer exists (it was erased after
+	// the writer read it), so no event is ever stored sealed with a deleted key. The events of one
+	// append name one key at most (one order, one customer).
+	DataKey string
 }
 
 // DefaultIdempotencyTTL is how long an idempotency key is remembered unless the record says otherwise.
@@ -66,9 +75,12 @@ type IdempotencyRecord struct {
 	RequestHash []byte
 	// OrderID is the order the request created. On Append it may be left empty: the record always
 	// names the appended stream.
-	OrderID  string
-	Status   int
-	Response json.RawMessage // the exact bytes answered first
+	OrderID string
+	Status  int
+	// Version is the order's version the first answer showed: a retry is answered with the order folded
+	// at it. 0 in records written before (migration 0007), which keep the first answer in Response.
+	Version  int64
+	Response json.RawMessage // records without a Version: the exact bytes answered first
 	// TTL is how long the key is remembered (DefaultIdempotencyTTL when 0); only Append reads it.
 	TTL time.Duration
 }

@@ -21,7 +21,10 @@ import (
 
 // fakeDocs is an index in memory: Get returns what Write stored, Write refuses versions at or below
 // the stored one (as external versioning does).
-type fakeDocs struct{ docs map[string]api.Order }
+type fakeDocs struct {
+	docs     map[string]api.Order
+	expunged int
+}
 
 func (f *fakeDocs) Get(_ context.Context, ids []string) (map[string]api.Order, error) {
 	out := map[string]api.Order{}
@@ -31,6 +34,11 @@ func (f *fakeDocs) Get(_ context.Context, ids []string) (map[string]api.Order, e
 		}
 	}
 	return out, nil
+}
+
+func (f *fakeDocs) ExpungeDeleted(context.Context) error {
+	f.expunged++
+	return nil
 }
 
 func (f *fakeDocs) Write(_ context.Context, docs []api.Order, _ bool) (searchindex.WriteResult, error) {
@@ -57,7 +65,11 @@ func TestGapGraceHoldsASearchProjectorGap(t *testing.T) {
 		grace      time.Duration
 		wantParked bool
 	}{{time.Hour, false}, {0, true}} {
-		docs := &fakeDocs{docs: map[string]api.Order{id: order.State{ID: id, Version: 1, Status: order.StatusPlaced}.View()}}
+		v, err := order.State{ID: id, Version: 1, Status: order.StatusPlaced}.View(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs := &fakeDocs{docs: map[string]api.Order{id: v}}
 		store := &projectiontest.MemStore{}
 		parking, err := projection.NewParkedSet(context.Background(), store)
 		if err != nil {

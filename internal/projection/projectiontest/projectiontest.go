@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orders-oss/orders/internal/pii/piitest"
 	"github.com/orders-oss/orders/internal/projection"
 	"github.com/orders-oss/orders/pkg/events"
 )
@@ -74,9 +75,27 @@ func (m *MemStore) Delete(_ context.Context, order string, _ []string) error {
 	return nil
 }
 
-// Record is the relay's record of an event of order at version with payload p.
+// Keys hold the one data key Record seals personal data with: a handler under test opens it with them.
+var Keys = piitest.New()
+
+// Placed is an OrderPlaced with every field set, its personal data in plain text (Record seals it).
+func Placed(customerID string) events.OrderPlaced {
+	return events.OrderPlaced{Customer: events.Customer{ID: customerID, Name: events.Plain("Ada Lovelace"), Email: events.Plain("ada@example.com")},
+		ShippingAddress: events.Plain(events.Address{Name: "Ada", Line1: "1 St", City: "London", PostalCode: "N1", Country: "GB"}),
+		Currency:        "EUR", Items: []events.LineItem{{SKU: "A", Name: "a", Quantity: 1, UnitPrice: 10}}}
+}
+
+// Record is the relay's record of an event of order at version with payload p, its personal data
+// sealed with Keys as the command service writes it.
 func Record(t testing.TB, topic, order string, version int64, p events.Payload) *kgo.Record {
 	t.Helper()
+	key, err := Keys.Sealer(context.Background(), "projectiontest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = events.SealAt(p, 0, order, key); err != nil {
+		t.Fatal(err)
+	}
 	typ, sv, data, err := events.Encode(p)
 	if err != nil {
 		t.Fatal(err)
