@@ -137,7 +137,7 @@ func TestApplyFoldsIdempotentlyAndRefusesGaps(t *testing.T) {
 		t.Fatalf("gap batch = %+v, %v; want b failed with a GapError", res, err)
 	}
 	docs := current(t, pool, gen, a, b)
-	wantA, _ := order.Fold(aEnvs)
+	wantA := projectiontest.Fold(t, aEnvs)
 	if got := order.FromView(docs[a]); !reflect.DeepEqual(got, wantA) {
 		t.Errorf("row of a = %+v, want the fold %+v", got, wantA)
 	}
@@ -330,7 +330,7 @@ func TestLoopParksPoisonAndIgnoresRedelivery(t *testing.T) {
 		return docs[a].Version == 4 && docs[b].Version == 1 && e.parking.IsParked(c)
 	})
 	docs := current(t, e.pool, e.gen, a, b, c)
-	want, _ := order.Fold(aEnvs)
+	want := projectiontest.Fold(t, aEnvs)
 	if got := order.FromView(docs[a]); !reflect.DeepEqual(got, want) {
 		t.Errorf("row of a = %+v, want the fold %+v", got, want)
 	}

@@ -131,7 +131,7 @@ func TestLoopProjectsParksAndIgnoresRedelivery(t *testing.T) {
 		return err == nil && docs[a].Version == 4 && docs[b].Version == 1 && e.parking.IsParked(c)
 	})
 	docs, _ := e.ix.Get(ctx, []string{a, b, c})
-	want, _ := order.Fold(aEnvs)
+	want := projectiontest.Fold(t, aEnvs)
 	if got := order.FromView(docs[a]); !reflect.DeepEqual(got, want) {
 		t.Errorf("document of a = %+v, want the fold %+v", got, want)
 	}

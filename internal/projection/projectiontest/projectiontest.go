@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/internal/pii/piitest"
 	"github.com/orders-oss/orders/internal/projection"
 	"github.com/orders-oss/orders/pkg/events"
@@ -129,4 +130,19 @@ func Cluster(t testing.TB, topic string, partitions int32, recs ...*kgo.Record) 
 		}
 	}
 	return brokers
+}
+
+// Fold is the fold of an order's history as a read model holds it: personal data opened with Keys
+// (order.FromView of its view), to compare with what a projector wrote.
+func Fold(t testing.TB, history []events.Envelope) order.State {
+	t.Helper()
+	st, err := order.Fold(history)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := st.View(Keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return order.FromView(v)
 }

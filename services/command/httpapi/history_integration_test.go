@@ -413,11 +413,12 @@ func TestUnusableSnapshotsAreIgnoredAndReplaced(t *testing.T) {
 	if logs := e.logs.String(); strings.Count(logs, "snapshot ignored") < 2 || !strings.Contains(logs, "fold schema version") {
 		t.Errorf("log lacks the ignored snapshots:\n%s", logs)
 	}
-	// Fresh snapshots replace both.
+	// Fresh snapshots replace both (the customer's name in them sealed, as the events hold it).
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		var fresh int
 		if err := e.pool.QueryRow(ctx, `SELECT count(*) FROM snapshots WHERE stream_id = $1 AND version IN (10, 20)
-			AND fold_schema_version = $2 AND state->'customer'->>'name' = 'Ada Lovelace'`, o.ID, order.FoldSchemaVersion).Scan(&fresh); err != nil {
+			AND fold_schema_version = $2 AND state->'customer'->'name' ? 'sealed' AND state::text NOT LIKE '%Ada%'`,
+			o.ID, order.FoldSchemaVersion).Scan(&fresh); err != nil {
 			t.Fatal(err)
 		}
 		if fresh == 2 {
