@@ -115,13 +115,15 @@ Reads DATABASE_URL, PII_MASTER_KEY_FILE and PII_PREVIOUS_MASTER_KEY_FILES.`,
 }
 
 func (c *cli) piiNewMasterKeyCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "new-master-key FILE",
+	var ifMissing bool
+	cmd := &cobra.Command{
+		Use:   "new-master-key [--if-missing] FILE",
 		Short: "Write a new random master key to a new file (mode 600)",
 		Long: `Writes a new random master key (standard base64 of 32 bytes) to FILE, which must not exist, readable
 by its owner only, and prints its fingerprint. Give it to the services as PII_MASTER_KEY_FILE (on
 Kubernetes, as a Secret), and keep a copy where your backups of the database are not: whoever holds
-both reads every customer's personal data.`,
+both reads every customer's personal data. With --if-missing, a FILE that already holds a master key
+is kept (its fingerprint is printed); one that holds anything else is an error.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageErrorf("new-master-key needs the file to write")
@@ -129,6 +131,14 @@ both reads every customer's personal data.`,
 			return nil
 		},
 		RunE: func(_ *cobra.Command, args []string) error {
+			if ifMissing {
+				if k, err := pii.LoadMasterKey(args[0]); err == nil {
+					_, err = fmt.Fprintf(c.stdout, "kept master key %s in %s\n", k.ID(), args[0])
+					return err
+				} else if _, statErr := os.Stat(args[0]); statErr == nil {
+					return err // there, but not a master key: never overwritten
+				}
+			}
 			text := pii.NewMasterKeyText()
 			k, err := pii.ParseMasterKey([]byte(text))
 			if err != nil {
@@ -149,4 +159,6 @@ both reads every customer's personal data.`,
 			return err
 		},
 	}
+	cmd.Flags().BoolVar(&ifMissing, "if-missing", false, "keep a master key the file already holds")
+	return cmd
 }
