@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/eventstore"
@@ -69,9 +70,12 @@ func erasureOf(e eventstore.Erasure) Erasure {
 	return out
 }
 
+// validCustomerID is what an order accepts as a customer id (internal/order's rule for text): 1 to 200
+// characters, not only white space, no control character but tab, line feed and carriage return.
 func validCustomerID(id string) bool {
-	n := len([]rune(id))
-	return n >= 1 && n <= 200 && strings.TrimSpace(id) != "" && !strings.ContainsFunc(id, unicode.IsControl)
+	n := utf8.RuneCountInString(id)
+	return n >= 1 && n <= 200 && utf8.ValidString(id) && strings.TrimSpace(id) != "" &&
+		!strings.ContainsFunc(id, func(r rune) bool { return unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r' })
 }
 
 // RequestErasure asks for the erasure of a customer's personal data (staff and admin only): the

@@ -95,7 +95,7 @@ func mapError(err error) *problem.Problem {
 		return problem.New(http.StatusNotFound, "erasure_not_found", "no such erasure request of this customer")
 	}
 	if errors.Is(err, command.ErrBadCustomerID) {
-		return problem.New(http.StatusBadRequest, "invalid_customer_id", "a customer id is 1 to 200 characters without control characters")
+		return problem.New(http.StatusBadRequest, "invalid_customer_id", "a customer id is 1 to 200 characters, not only white space, without control characters")
 	}
 	if errors.Is(err, command.ErrKeyReused) {
 		return problem.New(http.StatusUnprocessableEntity, "idempotency_key_reused",

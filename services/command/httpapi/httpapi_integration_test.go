@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -22,6 +23,7 @@ import (
 	"github.com/orders-oss/orders/internal/auth/authtest"
 	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
+	"github.com/orders-oss/orders/internal/pii"
 	"github.com/orders-oss/orders/internal/problem"
 	"github.com/orders-oss/orders/internal/testenv"
 	"github.com/orders-oss/orders/pkg/api"
@@ -53,11 +55,17 @@ func setup(t *testing.T, opts ...authtest.Options) *env {
 	}
 	pool := testenv.PostgresAs(t, owner, "orders_command")
 	issuer := authtest.New(t, opts...)
-	keys := testenv.Keyring(t, pool)
+	master, _ := testenv.MasterKey(t)
+	keys := pii.New(pool, master, pii.Options{CacheTTL: 200 * time.Millisecond})
 	svc := &command.Service{Store: eventstore.New(pool), Keys: keys, MaxRetries: 5, KeyCacheTTL: keys.CacheTTL(),
 		EraseKeys: func(ctx context.Context, tx pgx.Tx, customerID string) ([]string, error) {
 			return keys.Erase(ctx, tx, customerID)
 		}}
+	// Erasures are carried forward in the background, as the service does.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); svc.RunErasures(ctx, 50*time.Millisecond, nil) }()
+	t.Cleanup(func() { cancel(); <-done })
 	h := httpapi.New(httpapi.Config{Commands: svc, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		BodyLimit: "16KB", Ready: pool.Ping, Auth: issuer.Auth})
 	srv := httptest.NewServer(h)
