@@ -27,7 +27,7 @@ import (
 // can never silently grow an unmapped field. A field added since an index was made is added to it by
 // Ensure (addedFields).
 const Mapping = `{
-  "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+  "settings": {"number_of_shards": 1, "number_of_replicas": 0, "index.merge.policy.expunge_deletes_allowed": 0},
   "mappings": {
     "dynamic": "strict",
     "properties": {
@@ -61,6 +61,11 @@ const Mapping = `{
 // addedFields are the fields Mapping has that an index made by an older release may lack.
 const addedFields = `{"properties": {"personal_data": {"type": "keyword"}}}`
 
+// expungeSettings make ExpungeDeleted merge every segment holding a deleted document (by default
+// OpenSearch leaves segments with fewer than 10% of them), so no replaced version of an erased
+// document stays on disk.
+const expungeSettings = `{"index.merge.policy.expunge_deletes_allowed": 0}`
+
 // Index writes order documents.
 type Index struct {
 	client *opensearch.Client
@@ -89,6 +94,10 @@ func (ix *Index) Ensure(ctx context.Context, index string) error {
 	// allowed, and strict mapping would refuse documents that have it.
 	res, err = opensearchapi.IndicesPutMappingRequest{Index: []string{index}, Body: strings.NewReader(addedFields)}.Do(ctx, ix.client)
 	if _, err := check("add new fields to "+index, res, err); err != nil {
+		return err
+	}
+	res, err = opensearchapi.IndicesPutSettingsRequest{Index: []string{index}, Body: strings.NewReader(expungeSettings)}.Do(ctx, ix.client)
+	if _, err := check("set "+index+" to expunge every deleted document", res, err); err != nil {
 		return err
 	}
 	res, err = opensearchapi.IndicesExistsAliasRequest{Name: []string{ix.alias}}.Do(ctx, ix.client)
@@ -266,7 +275,9 @@ func check(what string, res *opensearchapi.Response, err error, allowed ...int) 
 // ExpungeDeleted removes the replaced and deleted versions of documents from the indices behind the
 // alias: an update leaves the old version on disk (marked deleted) until its segment is merged, and an
 // erasure must not leave personal data there. Refresh (the updates become deletions in segments),
-// merge away the deleted documents, and flush (the translog holds the operations too).
+// merge away the deleted documents, and flush (the translog holds the operations too). OpenSearch keeps
+// a deleted document while its shard's retention lease still covers it, and renews the lease every 30
+// s: versions replaced less than that ago may survive this call (Expunger calls it again later).
 func (ix *Index) ExpungeDeleted(ctx context.Context) error {
 	res, err := opensearchapi.IndicesRefreshRequest{Index: []string{ix.alias}}.Do(ctx, ix.client)
 	if _, err := check("refresh", res, err); err != nil {

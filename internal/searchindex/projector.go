@@ -26,11 +26,14 @@ type Documents interface {
 // another reason fails its order (the runtime parks it); the others are unaffected.
 //
 // Personal data is opened with Keys before it is indexed (the index holds it in plain text, to search
-// it, until it is erased). A batch that erases personal data (PersonalDataErased) ends by expunging
-// the replaced document versions, which still hold it on disk until their segments are merged.
+// it, until it is erased). After a batch that erases personal data (PersonalDataErased), the replaced
+// document versions, which still hold it on disk until their segments are merged, are expunged:
+// OnErase asks the live projector's Expunger to (in the background, once OpenSearch lets go of them);
+// without it (a rebuild), the batch does it itself.
 type Handler struct {
-	Index Documents
-	Keys  projection.Keys
+	Index   Documents
+	Keys    projection.Keys
+	OnErase func()
 }
 
 // Apply folds the batch into the index (ends are not needed: the consumer group's offsets are the
@@ -52,7 +55,9 @@ func (h Handler) Apply(ctx context.Context, batch []projection.Event, _ []projec
 		return projection.Result{}, err
 	}
 	if erases(batch) {
-		if err := h.Index.ExpungeDeleted(ctx); err != nil {
+		if h.OnErase != nil {
+			h.OnErase() // in the background, off the batch
+		} else if err := h.Index.ExpungeDeleted(ctx); err != nil {
 			return projection.Result{}, fmt.Errorf("expunge the erased documents' old versions: %w", err)
 		}
 	}

@@ -106,3 +106,52 @@ func TestGapGraceHoldsASearchProjectorGap(t *testing.T) {
 		}
 	}
 }
+
+// An erasing batch asks for an expunge (OnErase) and does none itself; without OnErase it expunges at
+// once; other batches neither.
+func TestErasingBatchesExpunge(t *testing.T) {
+	ctx := context.Background()
+	id := uuid.NewString()
+	erase := projection.Event{Envelope: events.Envelope{OrderID: id, Version: 2}, Payload: events.PersonalDataErased{ErasureID: "e"}}
+	placed := projection.Event{Envelope: events.Envelope{OrderID: id, Version: 1}, Payload: projectiontest.Placed("c")}
+	for _, tt := range []struct {
+		batch             []projection.Event
+		onErase           bool
+		requests, expunge int
+	}{
+		{[]projection.Event{placed}, true, 0, 0},
+		{[]projection.Event{placed, erase}, true, 1, 0},
+		{[]projection.Event{placed, erase}, false, 0, 1},
+	} {
+		docs := &fakeDocs{docs: map[string]api.Order{}}
+		requests := 0
+		h := searchindex.Handler{Index: docs}
+		if tt.onErase {
+			h.OnErase = func() { requests++ }
+		}
+		if _, err := h.Apply(ctx, tt.batch, nil); err != nil {
+			t.Fatal(err)
+		}
+		if requests != tt.requests || docs.expunged != tt.expunge {
+			t.Errorf("batch of %d events (OnErase %v): %d requests, %d expunges; want %d, %d", len(tt.batch), tt.onErase, requests, docs.expunged, tt.requests, tt.expunge)
+		}
+	}
+}
+
+// The Expunger expunges at each of its delays after a request, once per round however many requests.
+func TestExpunger(t *testing.T) {
+	docs := &fakeDocs{}
+	e := searchindex.NewExpunger(docs, nil)
+	e.After = []time.Duration{10 * time.Millisecond, 30 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.Run(ctx) }()
+	e.Request()
+	e.Request()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	<-done
+	if docs.expunged < 2 || docs.expunged > 4 {
+		t.Errorf("%d expunges after two requests, want the 2 of a round (4 at most if the second request made a second round)", docs.expunged)
+	}
+}

@@ -79,6 +79,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// After an erasure, the replaced versions of the documents go from the disk too (searchindex.Expunger).
+	expunger := searchindex.NewExpunger(ix, log)
 	p := projection.Projector{Service: "projector-search", Config: cfg.Config, Log: log, Auth: authn, Waits: "OpenSearch and Postgres",
 		Ping: func(ctx context.Context) error {
 			if err := ix.Ping(ctx); err != nil {
@@ -98,8 +100,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 				return nil, nil, err
 			}
 			log.Info("read model", "alias", cfg.Alias)
-			return searchindex.Handler{Index: ix, Keys: cfg.PII.Keyring(pool)}, parking, nil
+			return searchindex.Handler{Index: ix, Keys: cfg.PII.Keyring(pool), OnErase: expunger.Request}, parking, nil
 		},
+		Background: expunger.Run,
 		Tune: func(l *projection.Loop) { l.GapGrace = cfg.GapGrace }}
 	return p.Run(ctx, cfg.HTTP)
 }
