@@ -103,6 +103,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 			return searchindex.Handler{Index: ix, Keys: cfg.PII.Keyring(pool), OnErase: expunger.Request}, parking, nil
 		},
 		Background: expunger.Run,
-		Tune: func(l *projection.Loop) { l.GapGrace = cfg.GapGrace }}
+		Tune:       func(l *projection.Loop) { l.GapGrace = cfg.GapGrace }}
 	return p.Run(ctx, cfg.HTTP)
 }
