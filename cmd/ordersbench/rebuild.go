@@ -166,7 +166,7 @@ func benchRebuild(ctx context.Context, cfg searchConfig, stdout io.Writer) error
 	srv := httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), Keys: benchKeys(pool), MaxRetries: 5}, Log: quiet, BodyLimit: "256KB", Ready: pool.Ping, Auth: benchIssuer.Auth}))
 	defer srv.Close()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	res := loadgen.Run(ctx, 8, cfg.Load, func(ctx context.Context, w, _ int) error { return postOrder(ctx, hc, srv.URL, tokenFor(w)) })
+	res := loadgen.Run(ctx, 8, cfg.Load, func(ctx context.Context, w, _ int) error { return postOrder(ctx, hc, srv.URL, tokenFor(w), placeBody) })
 	if res.Errors > 0 {
 		return fmt.Errorf("append rate: %d errors, first %v", res.Errors, res.FirstErr)
 	}

@@ -74,13 +74,20 @@ func benchWrite(ctx context.Context, cfg writeConfig, stdout io.Writer) error {
 	// The API as it runs (every request's bearer token verified: ES256, issuer, audience, expiry, claims,
 	// and the per-principal rate limit), and the same API with a fixed principal instead (noAuth), both
 	// in this process on the same pool.
-	newAPI := func(a httpserver.Auth) *httptest.Server {
-		return httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), Keys: benchKeys(pool), MaxRetries: 5},
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), BodyLimit: "256KB", Ready: pool.Ping, Auth: a}))
+	//
+	// Personal data: the APIs seal it (each request's name, email and address with the customer's data
+	// key: three AES-256-GCM seals, the key read once and then cached, and the append checks the key
+	// still exists); plain is the same API writing the events as the release before encryption did
+	// (EVENTS_WRITE_VERSION=1: plain text, no key at all).
+	keys := benchKeys(pool)
+	newAPI := func(a httpserver.Auth, writeVersion int) *httptest.Server {
+		return httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), Keys: keys, MaxRetries: 5,
+			WriteVersion: writeVersion}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), BodyLimit: "256KB", Ready: pool.Ping, Auth: a}))
 	}
-	api, open := newAPI(benchIssuer.Auth), newAPI(noAuth{})
+	api, open, plain := newAPI(benchIssuer.Auth, 0), newAPI(noAuth{}, 0), newAPI(noAuth{}, 1)
 	defer api.Close()
 	defer open.Close()
+	defer plain.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxIdleConns: 64}}
 
 	data := []byte(`{"customer":{"id":"cus_1042","name":"Ada Lovelace","email":"ada@example.com"},"shipping_address":{"name":"Ada Lovelace","line1":"12 Analytical St","line2":"","city":"London","postal_code":"NW1 6XE","country":"GB"},"currency":"EUR","items":[{"sku":"BK-001","name":"Notes on the Engine","quantity":2,"unit_price":1999}]}`)
@@ -89,31 +96,43 @@ func benchWrite(ctx context.Context, cfg writeConfig, stdout io.Writer) error {
 		_, err := pool.Exec(ctx, rawSQL, uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7()), data, meta)
 		return err
 	}
-	post := func(ctx context.Context, w, _ int) error { return postOrder(ctx, client, api.URL, tokenFor(w)) }
-	postOpen := func(ctx context.Context, w, _ int) error { return postOrder(ctx, client, open.URL, "") }
+	post := func(ctx context.Context, w, _ int) error { return postOrder(ctx, client, api.URL, tokenFor(w), placeBody) }
+	postOpen := func(ctx context.Context, w, _ int) error { return postOrder(ctx, client, open.URL, "", placeBody) }
+	postPlain := func(ctx context.Context, w, _ int) error { return postOrder(ctx, client, plain.URL, "", placeBody) }
+	// Every order a new customer: its data key is made (and stored) by that request.
+	postNew := func(ctx context.Context, w, seq int) error {
+		return postOrder(ctx, client, open.URL, "", strings.Replace(placeBody, `"cus_1042"`, fmt.Sprintf(`"cus-%d-%d-%d"`, time.Now().UnixNano()%1e6, w, seq), 1))
+	}
 
-	var rows, authRows []string
+	var rows, authRows, piiRows []string
 	for _, workers := range []int{8, 32} {
-		var rawRates, apiRates, openRates []float64
-		var rawLast, apiLast, openLast loadgen.Result
+		var rawRates, apiRates, openRates, plainRates, newRates []float64
+		var rawLast, apiLast, openLast, plainLast, newLast loadgen.Result
 		for round := range cfg.Rounds {
-			// Alternate the three so drift in the machine affects all alike.
+			// Alternate them so drift in the machine affects all alike.
 			rawLast = loadgen.Run(ctx, workers, cfg.Duration, raw)
 			apiLast = loadgen.Run(ctx, workers, cfg.Duration, post)
 			openLast = loadgen.Run(ctx, workers, cfg.Duration, postOpen)
-			for _, r := range []loadgen.Result{rawLast, apiLast, openLast} {
+			plainLast = loadgen.Run(ctx, workers, cfg.Duration, postPlain)
+			newLast = loadgen.Run(ctx, workers, cfg.Duration, postNew)
+			for _, r := range []loadgen.Result{rawLast, apiLast, openLast, plainLast, newLast} {
 				if r.Errors > 0 {
 					return fmt.Errorf("%d workers: %d errors, first: %v", workers, r.Errors, r.FirstErr)
 				}
 			}
 			rawRates, apiRates, openRates = append(rawRates, rawLast.PerSecond()), append(apiRates, apiLast.PerSecond()), append(openRates, openLast.PerSecond())
-			fmt.Fprintf(stdout, "round %d, %d clients: raw %s | POST /orders %s | without authentication %s\n", round+1, workers, rawLast, apiLast, openLast)
+			plainRates, newRates = append(plainRates, plainLast.PerSecond()), append(newRates, newLast.PerSecond())
+			fmt.Fprintf(stdout, "round %d, %d clients: raw %s | POST /orders %s | without authentication %s | without encryption %s | a new customer each %s\n",
+				round+1, workers, rawLast, apiLast, openLast, plainLast, newLast)
 		}
 		rawMed, apiMed, openMed := loadgen.Median(rawRates), loadgen.Median(apiRates), loadgen.Median(openRates)
+		plainMed, newMed := loadgen.Median(plainRates), loadgen.Median(newRates)
 		rows = append(rows, fmt.Sprintf("| %d | %.0f | %.0f | %.0f%% | %s / %s | %s / %s |", workers, apiMed, rawMed, 100*apiMed/rawMed,
 			ms(apiLast.P50), ms(apiLast.P99), ms(rawLast.P50), ms(rawLast.P99)))
 		authRows = append(authRows, fmt.Sprintf("| %d | %.0f | %.0f | %.0f%% | %s / %s | %s / %s |", workers, apiMed, openMed, 100*apiMed/openMed,
 			ms(apiLast.P50), ms(apiLast.P99), ms(openLast.P50), ms(openLast.P99)))
+		piiRows = append(piiRows, fmt.Sprintf("| %d | %.0f | %.0f | %.0f%% | %s / %s | %s / %s | %.0f (%.0f%%) |", workers, openMed, plainMed, 100*openMed/plainMed,
+			ms(openLast.P50), ms(openLast.P99), ms(plainLast.P50), ms(plainLast.P99), newMed, 100*newMed/plainMed))
 	}
 	verifyCold, verifyWarm, err := verifyCost()
 	if err != nil {
@@ -148,15 +167,32 @@ baseline; the services have no such mode).
 Aim: 90%% or more. A token is verified once and then remembered (by its SHA-256) until it expires or
 the key set changes, at most 5 minutes: one ES256 verification costs %s of CPU here, a remembered
 token %s.
+
+### Personal data: POST /orders with encryption beside the same without
+
+Same run, same pool, both without authentication (to isolate the encryption). "With encryption":
+the API as it runs, sealing the customer's name, email and address with the customer's data key
+(three AES-256-GCM seals, the key read from Postgres once and cached for PII_KEY_CACHE_TTL, the
+append's check that the key still exists) and answering with them opened. "Without": the same API
+writing the events as the release before did (EVENTS_WRITE_VERSION=1: plain text, no key). "A new
+customer each": every order of a customer never seen, so each request also makes and stores a data
+key (one more round trip): the worst case.
+
+| clients | with encryption per s | without per s | ratio | with p50 / p99 | without p50 / p99 | a new customer each per s (ratio) |
+|---|---|---|---|---|---|---|
+%s
+
+Aim: 90%% or more (the same customer's key cached).
 `, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, int(cfg.Duration.Seconds()), cfg.Rounds, fsync, syncCommit,
-		strings.Join(rows, "\n"), strings.Join(authRows, "\n"), verifyCold, verifyWarm)
+		strings.Join(rows, "\n"), strings.Join(authRows, "\n"), verifyCold, verifyWarm, strings.Join(piiRows, "\n"))
 	fmt.Fprintln(stdout, section)
 	return writeSection(cfg.Out, "write", section)
 }
 
-// postOrder places one order through the API with the Authorization header authz (none when empty).
-func postOrder(ctx context.Context, client *http.Client, baseURL, authz string) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/orders", strings.NewReader(placeBody))
+// postOrder places one order (body) through the API with the Authorization header authz (none when
+// empty).
+func postOrder(ctx context.Context, client *http.Client, baseURL, authz, body string) error {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/orders", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	if authz != "" {
 		req.Header.Set("Authorization", authz)

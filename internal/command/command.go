@@ -169,7 +169,9 @@ func (s *Service) Place(ctx context.Context, p auth.Principal, md events.Metadat
 			envs[i] = events.Envelope{OrderID: id, Version: int64(i + 1), OccurredAt: e.OccurredAt}
 		}
 		st := evolve(order.State{}, envs, payloads)
-		out, err := s.answer(ctx, st)
+		// The answer shows what was decided, in plain text: no need to open what was just sealed. (The
+		// state folded from the sealed payloads is what a snapshot may take.)
+		out, err := s.answer(ctx, evolve(order.State{}, envs, decided))
 		if err != nil {
 			return Outcome{}, err
 		}

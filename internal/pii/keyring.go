@@ -88,13 +88,16 @@ type Key struct {
 // KeyID is the key's id, which every value it seals names.
 func (k *Key) KeyID() string { return k.id }
 
-// Seal encrypts plaintext with AES-256-GCM under a random nonce, bound to associatedData.
+// Seal encrypts plaintext with AES-256-GCM under a random nonce (96 bits from crypto/rand, as GCM
+// wants: with a key used for at most a customer's orders, far below the 2^32 messages a random nonce
+// allows), bound to associatedData.
 func (k *Key) Seal(plaintext, associatedData []byte) (events.Sealed, error) {
-	nonce := make([]byte, k.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
+	n := k.aead.NonceSize()
+	buf := make([]byte, n, n+len(plaintext)+k.aead.Overhead())
+	if _, err := rand.Read(buf); err != nil {
 		return events.Sealed{}, err
 	}
-	return events.Sealed{KeyID: k.id, Ciphertext: base64.StdEncoding.EncodeToString(k.aead.Seal(nonce, nonce, plaintext, associatedData))}, nil
+	return events.Sealed{KeyID: k.id, Ciphertext: base64.StdEncoding.EncodeToString(k.aead.Seal(buf, buf, plaintext, associatedData))}, nil
 }
 
 func (k *Key) open(s events.Sealed, associatedData []byte) ([]byte, error) {

@@ -10,9 +10,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/auth/authtest"
 	"github.com/orders-oss/orders/internal/command"
+	"github.com/orders-oss/orders/internal/eventstore"
+	"github.com/orders-oss/orders/internal/order"
+	"github.com/orders-oss/orders/internal/pii"
+	"github.com/orders-oss/orders/internal/testenv"
 	"github.com/orders-oss/orders/pkg/api"
+	"github.com/orders-oss/orders/pkg/events"
 )
 
 // erasedOrder says whether an order shows its personal data erased: null, with personal_data erased,
@@ -183,5 +191,54 @@ func (e *env) noPlainText(marker string, everywhere bool) {
 		if n > 0 {
 			e.t.Errorf("%d rows of %s hold %q in plain text", n, table, marker)
 		}
+	}
+}
+
+// A replica that cached a customer's key before another replica erased it does not seal new data with
+// the deleted key: the append refuses it (eventstore.ErrDataKeyGone) and the command is sealed again
+// with the customer's new key, so the new order keeps its data.
+func TestAStaleCachedKeyIsNotUsed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	owner := testenv.Postgres(t)
+	if err := eventstore.Migrate(ctx, owner); err != nil {
+		t.Fatal(err)
+	}
+	pool := testenv.PostgresAs(t, owner, "orders_command")
+	master, _ := testenv.MasterKey(t)
+	newService := func() (*command.Service, *pii.Keyring) {
+		keys := pii.New(pool, master, pii.Options{CacheTTL: time.Hour})
+		return &command.Service{Store: eventstore.New(pool), Keys: keys, MaxRetries: 5, KeyCacheTTL: time.Millisecond,
+			EraseKeys: func(ctx context.Context, tx pgx.Tx, c string) ([]string, error) { return keys.Erase(ctx, tx, c) }}, keys
+	}
+	stale, _ := newService()
+	eraser, _ := newService()
+	cmd := order.PlaceOrder{Customer: order.Customer{ID: "cus_9", Name: "Ada", Email: "ada@example.com"},
+		ShippingAddress: events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"}, Currency: "EUR",
+		Items: []events.LineItem{{SKU: "A", Name: "a", Quantity: 1, UnitPrice: 5}}}
+	first, err := stale.Place(ctx, authtest.Staff, events.Metadata{Actor: "t"}, cmd, nil) // caches the key
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eraser.RequestErasure(ctx, authtest.Staff, "cus_9"); err != nil {
+		t.Fatal(err)
+	}
+	next, err := stale.Place(ctx, authtest.Staff, events.Metadata{Actor: "t"}, cmd, nil)
+	if err != nil {
+		t.Fatalf("Place with a stale cached key = %v", err)
+	}
+	got, err := eraser.Order(ctx, authtest.Staff, next.Order.ID, command.At{})
+	if err != nil || got.Customer.Name == nil || *got.Customer.Name != "Ada" || got.PersonalData != "" {
+		t.Errorf("the order placed after the erasure = %+v, %v; want its data kept", got, err)
+	}
+	if got, err := eraser.Order(ctx, authtest.Staff, first.Order.ID, command.At{}); err != nil || got.PersonalData != api.PersonalDataErased {
+		t.Errorf("the order placed before = %+v, %v; want it erased", got, err)
+	}
+	// Commands on an existing order take the same way (a new address after the erasure is kept).
+	out, err := stale.Execute(ctx, authtest.Staff, first.Order.ID, 0, events.Metadata{Actor: "t"}, auth.ChangeOrder, func(st order.State) ([]events.Payload, error) {
+		return st.ChangeShippingAddress(events.Address{Name: "Ada", Line1: "2", City: "Paris", PostalCode: "75001", Country: "FR"})
+	}, nil)
+	if err != nil || out.Order.ShippingAddress == nil || out.Order.ShippingAddress.City != "Paris" {
+		t.Errorf("a new address after the erasure = %+v, %v", out.Order, err)
 	}
 }
