@@ -240,7 +240,9 @@ func sustained(ctx context.Context, pool *pgxpool.Pool, r *relay.Relay, d time.D
 			}
 		}
 	}()
-	res := loadgen.Run(ctx, 8, d, func(ctx context.Context, w, _ int) error { return postOrder(ctx, client, api.URL, tokenFor(w), placeBody) })
+	res := loadgen.Run(ctx, 8, d, func(ctx context.Context, w, _ int) error {
+		return postOrder(ctx, client, api.URL, tokenFor(w), placeBody)
+	})
 	stopSampling()
 	<-sampled
 	// Let the relay finish what was committed, then stop it.

@@ -96,7 +96,9 @@ func benchWrite(ctx context.Context, cfg writeConfig, stdout io.Writer) error {
 		_, err := pool.Exec(ctx, rawSQL, uuid.Must(uuid.NewV7()), uuid.Must(uuid.NewV7()), data, meta)
 		return err
 	}
-	post := func(ctx context.Context, w, _ int) error { return postOrder(ctx, client, api.URL, tokenFor(w), placeBody) }
+	post := func(ctx context.Context, w, _ int) error {
+		return postOrder(ctx, client, api.URL, tokenFor(w), placeBody)
+	}
 	postOpen := func(ctx context.Context, w, _ int) error { return postOrder(ctx, client, open.URL, "", placeBody) }
 	postPlain := func(ctx context.Context, w, _ int) error { return postOrder(ctx, client, plain.URL, "", placeBody) }
 	// Every order a new customer: its data key is made (and stored) by that request.
