@@ -53,8 +53,6 @@ type Keys interface {
 	Sealer(ctx context.Context, customerID string) (events.Sealer, error)
 	// Opener returns an Opener for data sealed with the given keys.
 	Opener(ctx context.Context, keyIDs []string) (events.Opener, error)
-	// Forget drops what is remembered of the customer's key (it was found deleted).
-	Forget(customerID string)
 }
 
 var (
@@ -151,50 +149,42 @@ func (s *Service) Place(ctx context.Context, p auth.Principal, md events.Metadat
 		return Outcome{}, err
 	}
 	id := uuid.Must(uuid.NewV7()).String()
-	// A key erased since it was read is met at most once here (the append refuses it, the key is
-	// forgotten): the second attempt seals with the customer's key as it is now.
-	for attempt := 0; ; attempt++ {
-		payloads, err := s.seal(ctx, id, cmd.Customer.ID, decided)
-		if err != nil {
-			return Outcome{}, err
-		}
-		evs, err := s.encode(payloads, md)
-		if err != nil {
-			return Outcome{}, err
-		}
-		// The answer is known before the append (the state is a fold of what is about to be stored), so
-		// the idempotency record commits with the events.
-		envs := make([]events.Envelope, len(evs))
-		for i, e := range evs {
-			envs[i] = events.Envelope{OrderID: id, Version: int64(i + 1), OccurredAt: e.OccurredAt}
-		}
-		st := evolve(order.State{}, envs, payloads)
-		// The answer shows what was decided, in plain text: no need to open what was just sealed. (The
-		// state folded from the sealed payloads is what a snapshot may take.)
-		out, err := s.answer(ctx, evolve(order.State{}, envs, decided))
-		if err != nil {
-			return Outcome{}, err
-		}
-		req := eventstore.AppendRequest{StreamID: id, Events: evs}
-		if idem != nil {
-			req.Idempotency = s.record(p, idem, 201, st.Version)
-		}
-		_, err = s.Store.Append(ctx, req)
-		if errors.Is(err, eventstore.ErrDataKeyGone) && attempt == 0 {
-			s.Keys.Forget(cmd.Customer.ID)
-			continue
-		}
-		if errors.Is(err, eventstore.ErrIdempotencyKeyExists) { // a concurrent request with the same key won
-			if out, done, rerr := s.replay(ctx, p, idem); done || rerr != nil {
-				return out, rerr
-			}
-		}
-		if err != nil {
-			return Outcome{}, err
-		}
-		s.Snapshots.afterCommand(st, 0, 0)
-		return out, nil
+	payloads, err := s.seal(ctx, id, cmd.Customer.ID, decided)
+	if err != nil {
+		return Outcome{}, err
 	}
+	evs, err := s.encode(payloads, md)
+	if err != nil {
+		return Outcome{}, err
+	}
+	// The answer is known before the append (the state is a fold of what is about to be stored), so
+	// the idempotency record commits with the events.
+	envs := make([]events.Envelope, len(evs))
+	for i, e := range evs {
+		envs[i] = events.Envelope{OrderID: id, Version: int64(i + 1), OccurredAt: e.OccurredAt}
+	}
+	st := evolve(order.State{}, envs, payloads)
+	// The answer shows what was decided, in plain text: no need to open what was just sealed. (The
+	// state folded from the sealed payloads is what a snapshot may take.)
+	out, err := s.answer(ctx, evolve(order.State{}, envs, decided))
+	if err != nil {
+		return Outcome{}, err
+	}
+	req := eventstore.AppendRequest{StreamID: id, Events: evs}
+	if idem != nil {
+		req.Idempotency = s.record(p, idem, 201, st.Version)
+	}
+	_, err = s.Store.Append(ctx, req)
+	if errors.Is(err, eventstore.ErrIdempotencyKeyExists) { // a concurrent request with the same key won
+		if out, done, rerr := s.replay(ctx, p, idem); done || rerr != nil {
+			return out, rerr
+		}
+	}
+	if err != nil {
+		return Outcome{}, err
+	}
+	s.Snapshots.afterCommand(st, 0, 0)
+	return out, nil
 }
 
 // seal seals the personal data of decided payloads of an order of customerID, when the schema
@@ -339,10 +329,6 @@ func (s *Service) Execute(ctx context.Context, p auth.Principal, id string, pinn
 		retries = 0
 	}
 	_, err := s.Store.UpdateWith(ctx, id, retries, attempt)
-	if errors.Is(err, eventstore.ErrDataKeyGone) { // erased since the key was read: once more, with the key as it is now
-		s.Keys.Forget(before.Customer.ID)
-		_, err = s.Store.UpdateWith(ctx, id, retries, attempt)
-	}
 	if pinned > 0 && errors.Is(err, eventstore.ErrVersionConflict) {
 		err = fmt.Errorf("%w: %w", ErrStaleVersion, err) // the version the client named is no longer current
 	}
@@ -372,9 +358,6 @@ func (s *Service) encode(payloads []events.Payload, md events.Metadata) ([]event
 			return nil, err
 		}
 		out[i] = eventstore.NewEvent{Type: typ, SchemaVersion: sv, Data: data, Metadata: md, OccurredAt: at}
-		if sealed := events.SealedValues(p); len(sealed) > 0 {
-			out[i].DataKey = sealed[0].KeyID
-		}
 	}
 	return out, nil
 }

@@ -38,26 +38,15 @@ const (
 // trigger reads the stored hash of the stream's previous version and sets each row's hash, the rows of
 // one append in version order (the ORDER BY again). No extra round trip, and the previous hash is the
 // stored one, never one the caller supplies.
-func appendStatement(many, withKey, withDataKey bool) string {
+func appendStatement(many, withKey bool) string {
 	source := `VALUES ($1::uuid, $2::bigint + 1, $3::uuid, $4::text, $5::int, $6::jsonb, $7::jsonb, $8::timestamptz)`
-	if withDataKey {
-		source = `SELECT $1::uuid, $2::bigint + 1, $3::uuid, $4::text, $5::int, $6::jsonb, $7::jsonb, $8::timestamptz`
-	}
 	outboxOrder := ""
 	if many {
 		source = `SELECT $1::uuid, $2::bigint + e.n, e.event_id, e.type, e.schema_version, e.data, e.metadata, e.occurred_at
     FROM unnest($3::uuid[], $4::text[], $5::int[], $6::jsonb[], $7::jsonb[], $8::timestamptz[])
-         WITH ORDINALITY AS e(event_id, type, schema_version, data, metadata, occurred_at, n)`
-		outboxOrder = " ORDER BY version"
-	}
-	if withDataKey {
-		// The guard: nothing is inserted unless the key still exists (migrations/0007_personal_data.sql).
-		source += `
-    WHERE EXISTS (SELECT FROM pii_data_keys WHERE key_id = $9::uuid)`
-	}
-	if many {
-		source += `
+         WITH ORDINALITY AS e(event_id, type, schema_version, data, metadata, occurred_at, n)
     ORDER BY e.n`
+		outboxOrder = " ORDER BY version"
 	}
 	sql := `WITH ev AS (
     INSERT INTO events (stream_id, version, event_id, type, schema_version, data, metadata, occurred_at)
@@ -67,33 +56,21 @@ func appendStatement(many, withKey, withDataKey bool) string {
     INSERT INTO outbox (position, stream_id, version) SELECT position, stream_id, version FROM ev` + outboxOrder + `
 )`
 	if withKey {
-		k := 9
-		if withDataKey {
-			k = 10
-		}
-		p := func(i int) string { return fmt.Sprintf("$%d", k+i) }
 		sql += `, idem AS (
     INSERT INTO idempotency_keys (scope, key, request_hash, order_id, status, response, expires_at, version)
-    SELECT ` + p(0) + `::text, ` + p(1) + `::text, ` + p(2) + `::bytea, $1::uuid, ` + p(3) + `::int, ` + p(4) + `::bytea,
-            clock_timestamp() + ` + p(5) + `::bigint * interval '1 millisecond', ` + p(6) + `::bigint
-    WHERE EXISTS (SELECT FROM ev)
+    VALUES ($9::text, $10::text, $11::bytea, $1::uuid, $12::int, $13::bytea,
+            clock_timestamp() + $14::bigint * interval '1 millisecond', $15::bigint)
 )`
 	}
 	return sql + `
 SELECT position, version, recorded_at FROM ev ORDER BY version`
 }
 
-// appendSQL[many][withKey][withDataKey], built once.
-var appendSQL = func() (out [2][2][2]string) {
-	for m := range 2 {
-		for k := range 2 {
-			for d := range 2 {
-				out[m][k][d] = appendStatement(m == 1, k == 1, d == 1)
-			}
-		}
-	}
-	return out
-}()
+// appendSQL[many][withKey], built once.
+var appendSQL = [2][2]string{
+	{appendStatement(false, false), appendStatement(false, true)},
+	{appendStatement(true, false), appendStatement(true, true)},
+}
 
 // Append stores the events after req.ExpectedVersion and returns them as envelopes, as stored
 // (position, version, recorded_at set; times in UTC at microsecond precision). When another append
@@ -137,25 +114,6 @@ func (s *Store) Append(ctx context.Context, req AppendRequest) ([]events.Envelop
 		many = 1
 		args = []any{stream, req.ExpectedVersion, ids, types, versions, data, meta, occurred}
 	}
-	withDataKey := 0
-	dataKey := ""
-	for _, e := range req.Events {
-		switch {
-		case e.DataKey == "" || e.DataKey == dataKey:
-		case dataKey != "":
-			return nil, fmt.Errorf("append to %s: the events name two data keys", id)
-		default:
-			dataKey = e.DataKey
-		}
-	}
-	if dataKey != "" {
-		key, err := uuid.Parse(dataKey)
-		if err != nil {
-			return nil, fmt.Errorf("append to %s: data key id %q is not a UUID", id, dataKey)
-		}
-		withDataKey = 1
-		args = append(args, pgtype.UUID{Bytes: key, Valid: true})
-	}
 	withKey := 0
 	if r := req.Idempotency; r != nil {
 		withKey = 1
@@ -163,7 +121,7 @@ func (s *Store) Append(ctx context.Context, req AppendRequest) ([]events.Envelop
 		if ttl <= 0 {
 			ttl = DefaultIdempotencyTTL
 		}
-		var version any // NULL: a record that keeps its answer
+		var version any // NULL: a record that keeps its answer (none is written any more: migrations/0007)
 		if r.Version > 0 {
 			version = r.Version
 		}
@@ -174,7 +132,7 @@ func (s *Store) Append(ctx context.Context, req AppendRequest) ([]events.Envelop
 		args = append(args, r.Scope, r.Key, r.RequestHash, int32(r.Status), response, ttl.Milliseconds(), version)
 	}
 
-	rows, err := s.pool.Query(ctx, appendSQL[many][withKey][withDataKey], args...)
+	rows, err := s.pool.Query(ctx, appendSQL[many][withKey], args...)
 	if err != nil {
 		return nil, appendError(id, req.ExpectedVersion, err)
 	}
@@ -193,9 +151,6 @@ func (s *Store) Append(ctx context.Context, req AppendRequest) ([]events.Envelop
 	// A constraint violation usually arrives here, after the statement ran, rather than from Query.
 	if err := rows.Err(); err != nil {
 		return nil, appendError(id, req.ExpectedVersion, err)
-	}
-	if i == 0 && withDataKey == 1 {
-		return nil, fmt.Errorf("append to %s: data key %s: %w", id, dataKey, ErrDataKeyGone)
 	}
 	if i != n {
 		return nil, fmt.Errorf("append to %s: stored %d of %d events", id, i, n)

@@ -30,10 +30,6 @@ var (
 	// ErrIdempotencyKeyExists: the idempotency key was already used; nothing was appended. Read the
 	// stored record with Idempotency.
 	ErrIdempotencyKeyExists = errors.New("idempotency key already used")
-	// ErrDataKeyGone: the data key the events' personal data was sealed with no longer exists (the
-	// customer's personal data was erased since the key was read); nothing was appended. Seal again with
-	// the customer's current key.
-	ErrDataKeyGone = errors.New("the data key the events were sealed with was deleted")
 )
 
 // Store reads and appends events.
@@ -56,11 +52,6 @@ type NewEvent struct {
 	Data          json.RawMessage
 	Metadata      events.Metadata
 	OccurredAt    time.Time // required; stored with microsecond precision
-	// DataKey, when set, is the id of the data key the event's personal data is sealed with: the append
-	// stores nothing, and fails with ErrDataKeyGone, when that key no longer exists (it was erased after
-	// the writer read it), so no event is ever stored sealed with a deleted key. The events of one
-	// append name one key at most (one order, one customer).
-	DataKey string
 }
 
 // DefaultIdempotencyTTL is how long an idempotency key is remembered unless the record says otherwise.

@@ -27,8 +27,9 @@ type DB interface {
 
 // DefaultCacheTTL is how long a Keyring trusts a data key it read without reading it again
 // (PII_KEY_CACHE_TTL): an erasure deletes the key at once, and a replica that read it before stops
-// using it within this time.
-const DefaultCacheTTL = 5 * time.Second
+// using it, to open and to seal, within this time. Short, because an erasure is not complete before
+// it has passed; long enough that a customer's orders in a burst read the key once.
+const DefaultCacheTTL = time.Second
 
 // Keyring seals and opens personal data with the customers' data keys. Keys are read from Postgres
 // and kept in memory, unwrapped, for CacheTTL; a key deleted meanwhile is no longer used once its entry
