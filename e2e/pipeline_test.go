@@ -55,7 +55,8 @@ func startPipeline(t *testing.T, trace bool) *pipeline {
 	prefix := testenv.IndexPrefix(t)
 	alias := prefix + "-orders"
 
-	p.command = httptest.NewServer(commandapi.New(commandapi.Config{Commands: &command.Service{Store: eventstore.New(p.pool), MaxRetries: 5},
+	keys := testenv.Keyring(t, p.pool)
+	p.command = httptest.NewServer(commandapi.New(commandapi.Config{Commands: &command.Service{Store: eventstore.New(p.pool), Keys: keys, MaxRetries: 5},
 		Log: quiet, BodyLimit: "64KB", Ready: p.pool.Ping, Auth: p.issuer.Auth}))
 	t.Cleanup(p.command.Close)
 	p.query = httptest.NewServer(queryapi.New(queryapi.Config{Search: searchindex.New(p.osc, alias), Orders: p.pool, MinVersionWait: 10 * time.Second,
@@ -83,8 +84,8 @@ func startPipeline(t *testing.T, trace bool) *pipeline {
 	}
 	p.groups = [2]string{testenv.Name(t) + "-search", testenv.Name(t) + "-orders"}
 	loops := []*projection.Loop{
-		{Handler: searchindex.Handler{Index: ix}, Parking: sparking, Group: p.groups[0]},
-		{Handler: readmodel.Handler{Pool: p.pool, OnGeneration: tparking.Use}, Parking: tparking, Group: p.groups[1]},
+		{Handler: searchindex.Handler{Index: ix, Keys: keys}, Parking: sparking, Group: p.groups[0]},
+		{Handler: readmodel.Handler{Pool: p.pool, OnGeneration: tparking.Use, Keys: keys}, Parking: tparking, Group: p.groups[1]},
 	}
 	done := make(chan struct{}, len(loops)+1)
 	go func() { _ = r.Run(ctx, relay.DefaultPolling); done <- struct{}{} }()

@@ -132,7 +132,7 @@ func TestCommandToSearch(t *testing.T) {
 		}
 		_ = json.NewDecoder(res.Body).Decode(&got)
 		res.Body.Close()
-		if len(got.Hits) != 1 || got.Hits[0].Customer.Name != wantName {
+		if len(got.Hits) != 1 || got.Hits[0].Customer.Name == nil || *got.Hits[0].Customer.Name != wantName {
 			t.Errorf("search %q = %+v, want only %s's order", q, got.Hits, wantName)
 		}
 	}

@@ -537,7 +537,7 @@ func TestSecretsAreReferencedNotWritten(t *testing.T) {
 // serviceDBSecret is the Secret of each service's Postgres role (data/postgres.yaml declares the roles
 // with these Secrets' passwords).
 var serviceDBSecret = map[string]string{"command": "orders-db-command", "outbox-relay": "orders-db-relay",
-	"projector-orders": "orders-db-projector", "query": "orders-db-query"}
+	"projector-orders": "orders-db-projector", "query": "orders-db-query", "projector-search": "orders-db-keyreader"}
 
 // Every service role is a managed role of the Cluster with its service's Secret, and the owner is a
 // member of each (the migration then grants their rights).
@@ -559,12 +559,56 @@ func TestServiceRolesAreManaged(t *testing.T) {
 			}
 		}
 		for svc, secret := range serviceDBSecret {
-			role := map[string]string{"command": "orders_command", "outbox-relay": "orders_relay", "projector-orders": "orders_projector", "query": "orders_query"}[svc]
+			role := map[string]string{"command": "orders_command", "outbox-relay": "orders_relay", "projector-orders": "orders_projector",
+				"query": "orders_query", "projector-search": "orders_keyreader"}[svc]
 			if secrets[role] != secret {
 				t.Errorf("%s: role %s takes its password from %q, want %s (what %s logs in with)", ov.dir, role, secrets[role], secret, svc)
 			}
 			if !slices.Contains(ownerIn, role) {
 				t.Errorf("%s: the owner is not a member of %s", ov.dir, role)
+			}
+		}
+	}
+}
+
+// piiWorkloads seal or open personal data: each mounts the master key from the Secret the user creates,
+// at the path PII_MASTER_KEY_FILE names (the ConfigMap), read-only; nothing else mounts it.
+var piiWorkloads = []string{"command", "projector-orders", "projector-search", "console", "orders-rebuild-search"}
+
+func TestMasterKeyIsASecretMountedWhereNeeded(t *testing.T) {
+	for _, dir := range append(overlayDirs(), examples...) {
+		objs := render(t, dir)
+		for _, w := range workloads(objs) {
+			var secret, path string
+			for _, v := range w.pod.Volumes {
+				if v.Secret != nil && v.Secret.SecretName == "orders-pii-master-key" {
+					secret = v.Name
+				}
+			}
+			for _, c := range w.pod.Containers {
+				for _, m := range c.VolumeMounts {
+					if m.Name == secret && secret != "" {
+						if !m.ReadOnly {
+							t.Errorf("%s: %s mounts the master key writable", dir, w.name)
+						}
+						path = m.MountPath + "/master.key"
+					}
+				}
+				if e := envVar(c, "PII_MASTER_KEY_FILE"); e != nil && e.Value != "" && !strings.HasPrefix(e.Value, "/") {
+					t.Errorf("%s: %s: PII_MASTER_KEY_FILE %q is not a path", dir, w.name, e.Value)
+				}
+			}
+			needs := slices.Contains(piiWorkloads, w.name)
+			if needs && path != "/etc/orders/pii/master.key" {
+				t.Errorf("%s: %s %s does not mount the Secret orders-pii-master-key at /etc/orders/pii (PII_MASTER_KEY_FILE)", dir, w.kind, w.name)
+			}
+			if !needs && secret != "" {
+				t.Errorf("%s: %s %s mounts the master key, which it does not need", dir, w.kind, w.name)
+			}
+		}
+		if !slices.Contains(examples, dir) {
+			if got := one[*corev1.ConfigMap](t, objs, "orders-config").Data["PII_MASTER_KEY_FILE"]; got != "/etc/orders/pii/master.key" {
+				t.Errorf("%s: the ConfigMap's PII_MASTER_KEY_FILE is %q", dir, got)
 			}
 		}
 	}

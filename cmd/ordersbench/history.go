@@ -64,8 +64,9 @@ func benchHistory(ctx context.Context, cfg historyConfig, stdout io.Writer) erro
 	store := eventstore.New(pool)
 	// Two command services on one store: one loads from snapshots and takes them, the other folds every
 	// load from the first event (SNAPSHOT_EVERY=0).
-	snap := &command.Service{Store: store, MaxRetries: 5, Snapshots: command.NewSnapshots(store, cfg.Every, 0, quiet)}
-	plain := &command.Service{Store: store, MaxRetries: 5}
+	keys := benchKeys(pool)
+	snap := &command.Service{Store: store, Keys: keys, MaxRetries: 5, Snapshots: command.NewSnapshots(store, cfg.Every, 0, quiet).SealWith(keys)}
+	plain := &command.Service{Store: store, Keys: keys, MaxRetries: 5}
 	snapCtx, stopSnapshots := context.WithCancel(ctx)
 	defer stopSnapshots()
 	go snap.Snapshots.Run(snapCtx)
@@ -242,7 +243,7 @@ func summary(lat []time.Duration) string {
 // benchPrincipal is who builds the benchmark's orders through the service.
 var benchPrincipal = auth.Principal{Subject: "bench", Role: auth.Staff}
 
-var benchCustomer = events.Customer{ID: "cus_1042", Name: "Ada Lovelace", Email: "ada@example.com"}
+var benchCustomer = order.Customer{ID: "cus_1042", Name: "Ada Lovelace", Email: "ada@example.com"}
 var benchAddress = events.Address{Name: "Ada Lovelace", Line1: "12 Analytical St", City: "London", PostalCode: "NW1 6XE", Country: "GB"}
 
 func place(ctx context.Context, svc *command.Service) (string, error) {

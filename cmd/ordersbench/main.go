@@ -28,6 +28,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orders-oss/orders/internal/pii"
 )
 
 func main() {
@@ -187,4 +191,13 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
+}
+
+// benchKeys is a keyring on the benchmark's database with a master key of its own.
+func benchKeys(pool *pgxpool.Pool) *pii.Keyring {
+	mk, err := pii.ParseMasterKey([]byte(pii.NewMasterKeyText()))
+	if err != nil {
+		panic(err)
+	}
+	return pii.New(pool, mk, pii.Options{})
 }

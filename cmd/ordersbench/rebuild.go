@@ -23,6 +23,7 @@ import (
 	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/loadgen"
+	"github.com/orders-oss/orders/internal/pii"
 	"github.com/orders-oss/orders/internal/readmodel"
 	"github.com/orders-oss/orders/internal/relay"
 	"github.com/orders-oss/orders/internal/searchindex"
@@ -93,7 +94,14 @@ func benchRebuild(ctx context.Context, cfg searchConfig, stdout io.Writer) error
 	if err := searchindex.New(osc, alias).Ensure(ctx, alias+"-v1"); err != nil {
 		return err
 	}
+	// The events hold no sealed data (benchEvents), so any master key will do.
+	keyFile := filepath.Join(os.TempDir(), fmt.Sprintf("ordersbench-master-%d.key", stamp))
+	if err := os.WriteFile(keyFile, []byte(pii.NewMasterKeyText()), 0o600); err != nil {
+		return err
+	}
+	defer os.Remove(keyFile)
 	env := append(os.Environ(), "DATABASE_URL="+dbURL, "KAFKA_BROKERS="+strings.Join(cfg.Brokers, ","), "OPENSEARCH_URL="+cfg.OpenSearchURL,
+		"PII_MASTER_KEY_FILE="+keyFile,
 		"EVENTS_TOPIC="+topic, "SEARCH_INDEX_ALIAS="+alias,
 		fmt.Sprintf("PROJECTOR_ORDERS_GROUP=bench-rebuild-%d-orders", stamp), fmt.Sprintf("PROJECTOR_SEARCH_GROUP=bench-rebuild-%d-search", stamp))
 	walls := map[string]time.Duration{}
@@ -155,10 +163,10 @@ func benchRebuild(ctx context.Context, cfg searchConfig, stdout io.Writer) error
 		return err
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5}, Log: quiet, BodyLimit: "256KB", Ready: pool.Ping, Auth: benchIssuer.Auth}))
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), Keys: benchKeys(pool), MaxRetries: 5}, Log: quiet, BodyLimit: "256KB", Ready: pool.Ping, Auth: benchIssuer.Auth}))
 	defer srv.Close()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	res := loadgen.Run(ctx, 8, cfg.Load, func(ctx context.Context, w, _ int) error { return postOrder(ctx, hc, srv.URL, tokenFor(w)) })
+	res := loadgen.Run(ctx, 8, cfg.Load, func(ctx context.Context, w, _ int) error { return postOrder(ctx, hc, srv.URL, tokenFor(w), placeBody) })
 	if res.Errors > 0 {
 		return fmt.Errorf("append rate: %d errors, first %v", res.Errors, res.FirstErr)
 	}

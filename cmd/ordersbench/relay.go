@@ -213,7 +213,7 @@ func claimOnly(ctx context.Context, pool *pgxpool.Pool, batch int) (int, error) 
 // sustained runs POST /orders at 8 clients for d with the relay publishing, samples the outbox backlog
 // every second, and reads commit-to-ack percentiles from the relay's histogram.
 func sustained(ctx context.Context, pool *pgxpool.Pool, r *relay.Relay, d time.Duration, stdout io.Writer) (string, error) {
-	api := httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	api := httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), Keys: benchKeys(pool), MaxRetries: 5}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		BodyLimit: "256KB", Ready: pool.Ping, Auth: benchIssuer.Auth}))
 	defer api.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
@@ -240,7 +240,9 @@ func sustained(ctx context.Context, pool *pgxpool.Pool, r *relay.Relay, d time.D
 			}
 		}
 	}()
-	res := loadgen.Run(ctx, 8, d, func(ctx context.Context, w, _ int) error { return postOrder(ctx, client, api.URL, tokenFor(w)) })
+	res := loadgen.Run(ctx, 8, d, func(ctx context.Context, w, _ int) error {
+		return postOrder(ctx, client, api.URL, tokenFor(w), placeBody)
+	})
 	stopSampling()
 	<-sampled
 	// Let the relay finish what was committed, then stop it.

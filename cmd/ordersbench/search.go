@@ -199,10 +199,12 @@ func searchFreshness(ctx context.Context, cfg searchConfig, osc *opensearch.Clie
 	go func() { _ = loop.Run(rctx) }()
 	time.Sleep(2 * time.Second) // let the consumer join its group
 
-	api := httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5}, Log: quiet, BodyLimit: "256KB", Ready: pool.Ping, Auth: benchIssuer.Auth}))
+	api := httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), Keys: benchKeys(pool), MaxRetries: 5}, Log: quiet, BodyLimit: "256KB", Ready: pool.Ping, Auth: benchIssuer.Auth}))
 	defer api.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	res := loadgen.Run(ctx, 8, cfg.Load, func(ctx context.Context, w, _ int) error { return postOrder(ctx, client, api.URL, tokenFor(w)) })
+	res := loadgen.Run(ctx, 8, cfg.Load, func(ctx context.Context, w, _ int) error {
+		return postOrder(ctx, client, api.URL, tokenFor(w), placeBody)
+	})
 	if res.Errors > 0 {
 		return "", fmt.Errorf("freshness load: %d errors, first %v", res.Errors, res.FirstErr)
 	}

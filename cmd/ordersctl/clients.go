@@ -10,12 +10,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/orders-oss/orders/internal/envconfig"
+	"github.com/orders-oss/orders/internal/pii"
 	"github.com/orders-oss/orders/internal/rebuild"
 )
 
 // connect makes the clients a command needs: Postgres at dbURL and OpenSearch at osURL, each only when
-// its URL is set (else nil). close releases them.
-func connect(ctx context.Context, brokers []string, dbURL, osURL string) (c rebuild.Clients, close func(), err error) {
+// its URL is set (else nil), and the data keys (on the Postgres pool) when keys is set. close releases
+// them.
+func connect(ctx context.Context, brokers []string, dbURL, osURL string, keys *pii.Config) (c rebuild.Clients, close func(), err error) {
 	c.Brokers = brokers
 	close = func() {}
 	if dbURL != "" {
@@ -23,6 +25,9 @@ func connect(ctx context.Context, brokers []string, dbURL, osURL string) (c rebu
 			return c, close, fmt.Errorf("DATABASE_URL: %w", err)
 		}
 		close = c.Pool.Close
+		if keys != nil {
+			c.Keys = keys.Keyring(c.Pool)
+		}
 	}
 	if osURL != "" {
 		if c.OpenSearch, err = opensearch.NewClient(opensearch.Config{Addresses: []string{osURL}}); err != nil {
@@ -40,7 +45,7 @@ func (c *cli) connectDB(ctx context.Context) (rebuild.Clients, func(), error) {
 	if err := r.Err(); err != nil {
 		return rebuild.Clients{}, func() {}, err
 	}
-	return connect(ctx, nil, dbURL, "")
+	return connect(ctx, nil, dbURL, "", nil)
 }
 
 // checkOrderFlag refuses an --order that is set but not an order id.

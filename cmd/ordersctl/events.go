@@ -34,7 +34,7 @@ Reads DATABASE_URL, KAFKA_BROKERS and EVENTS_TOPIC (default orders.events).`,
 			if err := r.Err(); err != nil {
 				return err
 			}
-			clients, closeClients, err := connect(cmd.Context(), brokers, dbURL, "")
+			clients, closeClients, err := connect(cmd.Context(), brokers, dbURL, "", nil)
 			if err != nil {
 				return err
 			}

@@ -21,7 +21,7 @@ import (
 
 const rootLong = `ordersctl operates an orders deployment: it republishes events from the event store, shows the
 projectors and their read models, rebuilds and verifies a read model, verifies and drops the command
-service's snapshots, and migrates the database.
+service's snapshots, rotates the master key of the personal data's keys, and migrates the database.
 
   ordersctl events republish [--from-position N] [--to-position M] [--batch K]
   ordersctl projector status [--output text|json]
@@ -31,6 +31,8 @@ service's snapshots, and migrates the database.
   ordersctl verify events [--order ID] [--output text|json]
   ordersctl snapshots verify [--max-report N] [--output text|json]
   ordersctl snapshots drop [--order ID]
+  ordersctl pii status|rotate-master-key [--output text|json]
+  ordersctl pii new-master-key FILE
   ordersctl migrate
   ordersctl token --sub SUBJECT --role customer|staff|admin [--customer-id ID] [--ttl DURATION]
   ordersctl version [--output text|json]
@@ -40,7 +42,8 @@ Configuration (environment): DATABASE_URL, KAFKA_BROKERS, OPENSEARCH_URL, EVENTS
 orders.events), SEARCH_INDEX_ALIAS (default orders), PROJECTOR_ORDERS_URL (default
 http://127.0.0.1:8083), PROJECTOR_SEARCH_URL (default http://127.0.0.1:8084), PROJECTOR_ORDERS_GROUP
 (default projector-orders), PROJECTOR_SEARCH_GROUP (default projector-search), ORDERS_TOKEN (an admin's
-bearer token for projector replay), AUTH_MODE and AUTH_DEV_DIR (token, in development mode).
+bearer token for projector replay), AUTH_MODE and AUTH_DEV_DIR (token, in development mode),
+PII_MASTER_KEY_FILE and PII_PREVIOUS_MASTER_KEY_FILES (rebuild, verify, snapshots verify, pii).
 
 Progress goes to stderr, results to stdout. Exit codes: 0 done, 1 failed or found a problem, 2 wrong
 usage.`
@@ -127,7 +130,7 @@ func (c *cli) rootCmd() *cobra.Command {
 	events.AddCommand(c.republishCmd())
 	projector := groupCmd("projector", "Watch, rebuild and replay the projectors' read models")
 	projector.AddCommand(c.statusCmd(), c.rebuildCmd(), c.replayCmd())
-	root.AddCommand(events, projector, c.verifyCmd(), c.snapshotsCmd(), c.migrateCmd(), c.tokenCmd(), c.versionCmd(), c.completionCmd(root))
+	root.AddCommand(events, projector, c.verifyCmd(), c.snapshotsCmd(), c.piiCmd(), c.migrateCmd(), c.tokenCmd(), c.versionCmd(), c.completionCmd(root))
 	return root
 }
 

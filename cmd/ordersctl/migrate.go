@@ -31,7 +31,7 @@ Reads DATABASE_URL.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Minute)
 			defer cancel()
-			clients, closeClients, err := connect(ctx, nil, dbURL, "")
+			clients, closeClients, err := connect(ctx, nil, dbURL, "", nil)
 			if err != nil {
 				return err
 			}

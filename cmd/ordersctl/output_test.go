@@ -12,7 +12,8 @@ import (
 
 func sampleReport() rebuild.Report {
 	store, model := api.Order{ID: "o2", Version: 2}, api.Order{ID: "o2", Version: 2}
-	model.Customer.Name = "Mallory"
+	mallory := "Mallory"
+	model.Customer.Name = &mallory
 	return rebuild.Report{Target: rebuild.Orders, Events: 9, Orders: 4, Missing: 1, Version: 1, Fields: 1, Extra: 1, Differences: []rebuild.Difference{
 		{Kind: rebuild.Missing, OrderID: "o1", StoreVersion: 2},
 		{Kind: rebuild.Fields, OrderID: "o2", StoreVersion: 2, ModelVersion: 2, Store: &store, Model: &model},
@@ -52,7 +53,7 @@ func TestWriteReportJSON(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
 		t.Fatalf("verify --output json does not decode: %v\n%s", err, out.String())
 	}
-	if got.Orders != 4 || len(got.Differences) != 2 || got.Omitted != 2 || got.Extra != 1 || got.Differences[1].Model.Customer.Name != "Mallory" {
+	if got.Orders != 4 || len(got.Differences) != 2 || got.Omitted != 2 || got.Extra != 1 || *got.Differences[1].Model.Customer.Name != "Mallory" {
 		t.Errorf("decoded %+v", got)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/orders-oss/orders/internal/envconfig"
+	"github.com/orders-oss/orders/internal/pii"
 	"github.com/orders-oss/orders/internal/rebuild"
 )
 
@@ -89,17 +90,18 @@ func (c *cli) rebuildCmd() *cobra.Command {
 			o.Topic = r.String("EVENTS_TOPIC", "orders.events")
 			o.Alias = r.String("SEARCH_INDEX_ALIAS", "orders")
 			o.LiveGroup = r.String(liveGroupVar[o.Target], "projector-"+args[0])
-			var dbURL, osURL string
-			if o.Target == rebuild.Orders || o.Backfill {
-				dbURL = r.Required("DATABASE_URL")
-			}
+			var osURL string
+			// The event store (orders, backfill) and the data keys (both: personal data is opened to be
+			// written to a read model).
+			dbURL := r.Required("DATABASE_URL")
+			keys := pii.ReadConfig(r)
 			if o.Target == rebuild.Search {
 				osURL = r.Required("OPENSEARCH_URL")
 			}
 			if err := r.Err(); err != nil {
 				return err
 			}
-			clients, closeClients, err := connect(cmd.Context(), brokers, dbURL, osURL)
+			clients, closeClients, err := connect(cmd.Context(), brokers, dbURL, osURL, &keys)
 			if err != nil {
 				return err
 			}
@@ -187,7 +189,7 @@ PROJECTOR_ORDERS_GROUP and PROJECTOR_SEARCH_GROUP.`,
 			if err := r.Err(); err != nil {
 				return err
 			}
-			clients, closeClients, err := connect(cmd.Context(), brokers, dbURL, osURL)
+			clients, closeClients, err := connect(cmd.Context(), brokers, dbURL, osURL, nil)
 			if err != nil {
 				return err
 			}

@@ -45,7 +45,8 @@ func TestCommandLineMigrateRepublishRebuildVerifyStatus(t *testing.T) {
 		}
 	})
 	name := testenv.Name(t)
-	env := map[string]string{"DATABASE_URL": dbURL, "KAFKA_BROKERS": strings.Join(testenv.KafkaBrokers(t), ","),
+	master, masterFile := testenv.MasterKey(t)
+	env := map[string]string{"DATABASE_URL": dbURL, "PII_MASTER_KEY_FILE": masterFile, "KAFKA_BROKERS": strings.Join(testenv.KafkaBrokers(t), ","),
 		"OPENSEARCH_URL": testenv.OpenSearchURL(t), "EVENTS_TOPIC": testenv.Topic(t, 3), "SEARCH_INDEX_ALIAS": prefix + "-orders",
 		"PROJECTOR_ORDERS_GROUP": name + "-orders", "PROJECTOR_SEARCH_GROUP": name + "-search"}
 	ctl := func(args ...string) (stdout, stderr string, err error) {
@@ -63,10 +64,10 @@ func TestCommandLineMigrateRepublishRebuildVerifyStatus(t *testing.T) {
 	if err := searchindex.New(osc, env["SEARCH_INDEX_ALIAS"]).Ensure(ctx, prefix+"-orders-v1"); err != nil {
 		t.Fatal(err)
 	}
-	svc := &command.Service{Store: eventstore.New(pool), MaxRetries: 5}
+	svc := &command.Service{Store: eventstore.New(pool), Keys: testenv.Keyring(t, pool, master), MaxRetries: 5}
 	for i := range 30 {
 		o, err := svc.Place(ctx, testActor, events.Metadata{Actor: "test"}, order.PlaceOrder{
-			Customer:        events.Customer{ID: "cus", Name: fmt.Sprintf("Customer %d", i), Email: "c@example.com"},
+			Customer:        order.Customer{ID: "cus", Name: fmt.Sprintf("Customer %d", i), Email: "c@example.com"},
 			ShippingAddress: events.Address{Name: "A", Line1: "1 St", City: "London", PostalCode: "N1", Country: "GB"},
 			Currency:        "EUR", Items: []events.LineItem{{SKU: "BK-1", Name: "Notes", Quantity: 1, UnitPrice: 1999}}}, nil)
 		if err != nil {

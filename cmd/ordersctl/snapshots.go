@@ -7,7 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/eventstore"
+	"github.com/orders-oss/orders/internal/pii"
 	"github.com/orders-oss/orders/internal/rebuild"
 )
 
@@ -31,21 +33,28 @@ func (c *cli) snapshotsVerifyCmd() *cobra.Command {
 the order at its version. Prints each snapshot that differs, does not decode, is beyond the order's
 history or cannot be checked (an event this release cannot read), and exits 1 if there is any; 0
 otherwise. Snapshots taken by another fold schema version are listed but are not failures: this
-release never uses them (loads replace them; or drop them).
+release never uses them (loads replace them; or drop them). Personal data is compared opened
+(PII_MASTER_KEY_FILE); the states printed leave it out.
 
-Reads DATABASE_URL.`,
+Reads DATABASE_URL and PII_MASTER_KEY_FILE.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if maxReport < 0 {
 				return usageErrorf("--max-report must not be negative, got %d", maxReport)
 			}
-			clients, closeClients, err := c.connectDB(cmd.Context())
+			r := envconfig.New(c.getenv)
+			dbURL := r.Required("DATABASE_URL")
+			keys := pii.ReadConfig(r)
+			if err := r.Err(); err != nil {
+				return err
+			}
+			clients, closeClients, err := connect(cmd.Context(), nil, dbURL, "", &keys)
 			if err != nil {
 				return err
 			}
 			defer closeClients()
 			p := newProgress(c.stderr)
-			report, err := rebuild.VerifySnapshots(cmd.Context(), eventstore.New(clients.Pool), p)
+			report, err := rebuild.VerifySnapshots(cmd.Context(), eventstore.New(clients.Pool), clients.Keys, p)
 			p.done()
 			if err != nil {
 				return err

@@ -38,15 +38,17 @@ func TestSnapshotsVerifyAndDrop(t *testing.T) {
 	}
 	// Two orders through the command service, which takes a snapshot every 5 events.
 	store := eventstore.New(pool)
-	svc := &command.Service{Store: store, MaxRetries: 5}
-	svc.Snapshots = command.NewSnapshots(store, 5, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	master, masterFile := testenv.MasterKey(t)
+	keys := testenv.Keyring(t, pool, master)
+	svc := &command.Service{Store: store, Keys: keys, MaxRetries: 5}
+	svc.Snapshots = command.NewSnapshots(store, 5, 0, slog.New(slog.NewTextHandler(io.Discard, nil))).SealWith(keys)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); svc.Snapshots.Run(runCtx) }()
 	var ids []string
 	for range 2 {
 		placed, err := svc.Place(ctx, testActor, events.Metadata{Actor: "test"}, order.PlaceOrder{
-			Customer:        events.Customer{ID: "c", Name: "Ada", Email: "ada@example.com"},
+			Customer:        order.Customer{ID: "c", Name: "Ada", Email: "ada@example.com"},
 			ShippingAddress: events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"}, Currency: "EUR",
 			Items: []events.LineItem{{SKU: "A", Name: "a", Quantity: 1, UnitPrice: 10}}}, nil)
 		if err != nil {
@@ -83,14 +85,14 @@ func TestSnapshotsVerifyAndDrop(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	env := map[string]string{"DATABASE_URL": dbURL}
+	env := map[string]string{"DATABASE_URL": dbURL, "PII_MASTER_KEY_FILE": masterFile}
 	ctl := func(args ...string) (string, error) {
 		var out bytes.Buffer
 		err := run(ctx, args, func(k string) string { return env[k] }, &out, &out)
 		return out.String(), err
 	}
 	out, err := ctl("snapshots", "verify")
-	if err != nil || !strings.Contains(out, "verified 4 of 4 snapshots of 2 orders (fold schema version 1): 0 failures") {
+	if err != nil || !strings.Contains(out, "verified 4 of 4 snapshots of 2 orders (fold schema version 2): 0 failures") {
 		t.Fatalf("snapshots verify = %v:\n%s", err, out)
 	}
 	// A snapshot that is not the fold of its events fails the verify (exit 1), shown side by side.

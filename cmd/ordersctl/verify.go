@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/orders-oss/orders/internal/envconfig"
+	"github.com/orders-oss/orders/internal/pii"
 	"github.com/orders-oss/orders/internal/rebuild"
 )
 
@@ -26,7 +27,9 @@ model: orders, the live generation of the Postgres tables (orders_read.orders); 
 behind SEARCH_INDEX_ALIAS (default orders). Prints each order that is missing, extra, at another
 version or with other fields (both JSON shapes side by side), and exits 1 if any differs, 0 if none.
 
-Reads DATABASE_URL, and OPENSEARCH_URL and SEARCH_INDEX_ALIAS for search.`,
+Personal data is compared opened with the customers' data keys (PII_MASTER_KEY_FILE).
+
+Reads DATABASE_URL, PII_MASTER_KEY_FILE, and OPENSEARCH_URL and SEARCH_INDEX_ALIAS for search.`,
 		Args:              targetArgs(1),
 		ValidArgsFunction: completeTarget,
 		Annotations:       map[string]string{runsItself: "true"},
@@ -42,10 +45,11 @@ Reads DATABASE_URL, and OPENSEARCH_URL and SEARCH_INDEX_ALIAS for search.`,
 				osURL = r.Required("OPENSEARCH_URL")
 			}
 			alias := r.String("SEARCH_INDEX_ALIAS", "orders")
+			keys := pii.ReadConfig(r)
 			if err := r.Err(); err != nil {
 				return err
 			}
-			clients, closeClients, err := connect(cmd.Context(), nil, dbURL, osURL)
+			clients, closeClients, err := connect(cmd.Context(), nil, dbURL, osURL, &keys)
 			if err != nil {
 				return err
 			}

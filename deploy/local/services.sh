@@ -6,8 +6,10 @@
 # start first migrates the database as its owner (bin/ordersctl migrate; log .local/services/migrate.log).
 # Each service gets the stack's configuration (KAFKA_BROKERS, OPENSEARCH_URL), its own HTTP_ADDR, and a
 # DATABASE_URL that logs in as its own role (command: orders_command, outbox-relay: orders_relay,
-# projector-orders: orders_projector, query: orders_query; deploy/local/stack.sh db-url; the console, an
-# operator tool like ordersctl, logs in as the owner), and runs with
+# projector-orders: orders_projector, projector-search: orders_keyreader (the data keys only), query:
+# orders_query; deploy/local/stack.sh db-url; the console, an operator tool like ordersctl, logs in as
+# the owner), the master key of personal data (PII_MASTER_KEY_FILE, .local/pii/master.key, made by
+# stack.sh when missing), and runs with
 # AUTH_MODE=dev: the services trust the development signing key under .local/auth (made on first use),
 # and `bin/ordersctl token` signs tokens with it. Logs go to .local/services/<name>.log. A service whose
 # binary does not exist yet is listed as "not built". Ports (environment, defaults in brackets):
@@ -56,6 +58,7 @@ start_one() {
     command) db_role=orders_command ;;
     outbox-relay) db_role=orders_relay ;;
     projector-orders) db_role=orders_projector ;;
+    projector-search) db_role=orders_keyreader ;;
     query) db_role=orders_query ;;
   esac
   local extra=()
@@ -99,6 +102,7 @@ mkdir -p "$DIR"
 eval "$("$here/stack.sh" env)" # DATABASE_URL (the owner's, for ordersctl migrate), AUTH_*, KAFKA_BROKERS, OPENSEARCH_URL
 case "${1:-}" in
   start)
+    "$here/stack.sh" pii-key
     # The services may not change the schema: the owner migrates first (idempotent, and safe beside
     # running services).
     if [ -x "$BIN/ordersctl" ]; then

@@ -9,7 +9,8 @@
 #   stack.sh logs  [NAME]       the tail of each server's log
 #   stack.sh env                the configuration as `export NAME=value` lines
 #   stack.sh db-url ROLE        the Postgres URL of a service's login role (orders_command, orders_relay,
-#                               orders_projector, orders_query), with its local password
+#                               orders_projector, orders_query, orders_keyreader), with its local password
+#   stack.sh pii-key            make the local master key of personal data when missing (start does it)
 #   stack.sh roles              create or update the owner and the services' login roles (start does it)
 #   stack.sh is-up              exit 0 when all three servers answer
 #
@@ -22,8 +23,13 @@
 #
 # Postgres roles: `orders` owns the database and runs the migrations and ordersctl (it has CREATEROLE so
 # the migrations may create the service roles, and pg_signal_backend for the tests); each service logs in
-# as its own role (orders_command, orders_relay, orders_projector, orders_query) with a random password
-# made once and kept in .local/pg/service-roles.env (mode 600). docs/security.md says what each may do.
+# as its own role (orders_command, orders_relay, orders_projector, orders_query, orders_keyreader) with a
+# random password made once and kept in .local/pg/service-roles.env (mode 600). docs/security.md says
+# what each may do.
+#
+# Personal data (docs/privacy.md) is sealed with data keys that a master key wraps: start makes a random
+# one, once, in .local/pii/master.key (mode 600); env prints it as PII_MASTER_KEY_FILE. Deleting it makes
+# every sealed field of this stack unreadable (as an erasure of everyone would).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -49,7 +55,8 @@ ALL=(postgres kafka opensearch)
 
 PG_DATABASE=${PG_DATABASE:-orders}
 DATABASE_URL="postgres://orders:orders@127.0.0.1:$PG_PORT/$PG_DATABASE?sslmode=disable"
-SERVICE_ROLES=(orders_command orders_relay orders_projector orders_query)
+SERVICE_ROLES=(orders_command orders_relay orders_projector orders_query orders_keyreader)
+PII_MASTER_KEY_FILE=$LOCAL/pii/master.key
 ROLES_ENV=$LOCAL/pg/service-roles.env
 KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 OPENSEARCH_URL="http://127.0.0.1:$OPENSEARCH_PORT"
@@ -233,13 +240,22 @@ SELECT format('CREATE DATABASE %I OWNER orders', :'db') WHERE NOT EXISTS (SELECT
 -- Tests drop their databases WITH (FORCE), which must end every session in them, an autovacuum
 -- worker's too: pg_signal_backend lets a non-superuser do that (never a superuser's session).
 GRANT pg_signal_backend TO orders;
-SELECT format('CREATE ROLE %I', r) FROM unnest(ARRAY['orders_command', 'orders_relay', 'orders_projector', 'orders_query']) AS r
+SELECT format('CREATE ROLE %I', r) FROM unnest(ARRAY['orders_command', 'orders_relay', 'orders_projector', 'orders_query', 'orders_keyreader']) AS r
   WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r)\gexec
 ALTER ROLE orders_command LOGIN PASSWORD :'pw_orders_command';
 ALTER ROLE orders_relay LOGIN PASSWORD :'pw_orders_relay';
 ALTER ROLE orders_projector LOGIN PASSWORD :'pw_orders_projector';
 ALTER ROLE orders_query LOGIN PASSWORD :'pw_orders_query';
+ALTER ROLE orders_keyreader LOGIN PASSWORD :'pw_orders_keyreader';
 EOF
+}
+
+# cmd_pii_key: the local master key of personal data, made once (32 random bytes, base64), mode 600.
+cmd_pii_key() {
+  [ -s "$PII_MASTER_KEY_FILE" ] && return 0
+  mkdir -p "$(dirname "$PII_MASTER_KEY_FILE")"
+  (umask 077; head -c 32 /dev/urandom | base64 >"$PII_MASTER_KEY_FILE.tmp") && mv "$PII_MASTER_KEY_FILE.tmp" "$PII_MASTER_KEY_FILE"
+  say "stack: made the master key of personal data: $PII_MASTER_KEY_FILE"
 }
 
 # cmd_db_url ROLE: the URL a service logs in with.
@@ -371,6 +387,7 @@ cmd_start() {
   done
   # The roles, also on a cluster that was already running, started by an older release (idempotent).
   case " $(names "$@") " in *" postgres "*) cmd_roles ;; esac
+  cmd_pii_key
 }
 
 cmd_stop() {
@@ -399,6 +416,7 @@ cmd_env() {
   echo "export AUTH_MODE=dev AUTH_DEV_DIR='$LOCAL/auth'"
   echo "export KAFKA_BROKERS='$KAFKA_BROKERS'"
   echo "export OPENSEARCH_URL='$OPENSEARCH_URL'"
+  echo "export PII_MASTER_KEY_FILE='$PII_MASTER_KEY_FILE'"
 }
 
 cmd_is_up() {
@@ -417,6 +435,7 @@ case "${1:-}" in
   env) cmd_env ;;
   db-url) shift; cmd_db_url "$@" ;;
   roles) cmd_roles ;;
+  pii-key) cmd_pii_key ;;
   is-up) cmd_is_up ;;
-  *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

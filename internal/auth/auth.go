@@ -65,6 +65,9 @@ const (
 	ShipOrder    Action = "ship_order"
 	DeliverOrder Action = "deliver_order"
 	ReplayParked Action = "replay_parked"
+	// ErasePersonalData is asking for (and following) the erasure of a customer's personal data: staff
+	// and admin (docs/privacy.md).
+	ErasePersonalData Action = "erase_personal_data"
 )
 
 // Can reports whether p may do a at all (which orders it may do it to is Sees).

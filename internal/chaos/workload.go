@@ -253,8 +253,8 @@ func PlaceBody(token string, rnd *rand.Rand) ([]byte, Order) {
 		items = append(items, it)
 	}
 	body, _ := json.Marshal(map[string]any{
-		"customer": events.Customer{ID: fmt.Sprintf("cus_chaos_%d", n), Name: fmt.Sprintf("Chaos Client %d", n),
-			Email: fmt.Sprintf("chaos%d@example.com", n)},
+		"customer": map[string]string{"id": fmt.Sprintf("cus_chaos_%d", n), "name": fmt.Sprintf("Chaos Client %d", n),
+			"email": fmt.Sprintf("chaos%d@example.com", n)},
 		"shipping_address": events.Address{Name: fmt.Sprintf("Chaos Client %d", n), Line1: fmt.Sprintf("%d Fault Lane", 1+n%90),
 			City: "Resilience", PostalCode: fmt.Sprintf("%05d", n), Country: "DE"},
 		"currency": o.Currency,

@@ -8,6 +8,12 @@
 // what to which order is decided here too (Authorize): every entry point takes the authenticated
 // principal. The HTTP layer (services/command/httpapi) only parses requests, calls a Service and maps
 // its errors to answers; the benchmarks and tests drive a Service the same way.
+//
+// Personal data (docs/privacy.md) is sealed here, with the customer's data key (Keys), before anything
+// is stored: the decided events, hence the events table, the outbox, the topic and the snapshots, hold
+// it only sealed, and the idempotency records not at all (a retry is answered by folding the order at
+// the version the first answer showed). It is opened only to answer. Erasing a customer's personal
+// data is erasure.go.
 package command
 
 import (
@@ -16,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -36,6 +43,16 @@ type Store interface {
 	LatestSnapshot(ctx context.Context, streamID string, atOrBelow int64) (*eventstore.Snapshot, error)
 	UpdateWith(ctx context.Context, streamID string, retries int, attempt eventstore.Attempt) ([]events.Envelope, error)
 	Idempotency(ctx context.Context, scope, key string) (*eventstore.IdempotencyRecord, error)
+	ErasedAt(ctx context.Context, streamID string) (int64, error)
+	ErasureStore
+}
+
+// Keys is what the application needs of the customers' data keys (a *pii.Keyring).
+type Keys interface {
+	// Sealer returns the customer's data key as a Sealer, made when the customer has none.
+	Sealer(ctx context.Context, customerID string) (events.Sealer, error)
+	// Opener returns an Opener for data sealed with the given keys.
+	Opener(ctx context.Context, keyIDs []string) (events.Opener, error)
 }
 
 var (
@@ -67,13 +84,16 @@ func forbidden(p auth.Principal, what string) error {
 // Service runs commands.
 type Service struct {
 	Store Store
+	// Keys seal the personal data of new events and open it to answer.
+	Keys Keys
 	// MaxRetries is how many times a command without a pinned version is decided again on fresh state
 	// after a concurrent change, before it fails with eventstore.ErrVersionConflict.
 	MaxRetries int
 	// Now gives the occurred_at of new events (time.Now when nil).
 	Now func() time.Time
 	// WriteVersion caps the schema version new events are written at (EVENTS_WRITE_VERSION during a
-	// rolling upgrade, docs/events.md); 0 writes each type at its current version.
+	// rolling upgrade, docs/events.md); 0 writes each type at its current version. Below the versions
+	// that seal personal data, it is written in plain text.
 	WriteVersion int
 	// Snapshots, when set, is where loads start from and who takes new snapshots; nil folds every load
 	// from the order's first event (SNAPSHOT_EVERY=0).
@@ -81,6 +101,15 @@ type Service struct {
 	// IdempotencyTTL is how long an idempotency key is remembered (IDEMPOTENCY_TTL;
 	// eventstore.DefaultIdempotencyTTL when 0).
 	IdempotencyTTL time.Duration
+	// EraseKeys deletes a customer's data keys in the erasure request's transaction
+	// (pii.Keyring.Erase).
+	EraseKeys eventstore.KeyEraser
+	// KeyCacheTTL is how long a replica may go on using a data key it read (PII_KEY_CACHE_TTL): an
+	// erasure is completed no sooner after it deleted the keys.
+	KeyCacheTTL time.Duration
+
+	wakeOnce sync.Once
+	wake     chan struct{} // a request wakes RunErasures
 }
 
 // Idempotency identifies a request that may be retried: Key is the client's Idempotency-Key and
@@ -94,7 +123,7 @@ type Idempotency struct {
 type Outcome struct {
 	// Order is the order as its events made it after the command.
 	Order api.Order
-	// Body is Order as JSON: for an idempotent retry, the exact bytes answered the first time.
+	// Body is Order as JSON.
 	Body []byte
 	// Replayed is true when the command was an idempotent retry: nothing was appended.
 	Replayed bool
@@ -115,11 +144,15 @@ func (s *Service) Place(ctx context.Context, p auth.Principal, md events.Metadat
 			return out, err
 		}
 	}
-	payloads, err := order.Place(cmd)
+	decided, err := order.Place(cmd)
 	if err != nil {
 		return Outcome{}, err
 	}
 	id := uuid.Must(uuid.NewV7()).String()
+	payloads, err := s.seal(ctx, id, cmd.Customer.ID, decided)
+	if err != nil {
+		return Outcome{}, err
+	}
 	evs, err := s.encode(payloads, md)
 	if err != nil {
 		return Outcome{}, err
@@ -131,13 +164,15 @@ func (s *Service) Place(ctx context.Context, p auth.Principal, md events.Metadat
 		envs[i] = events.Envelope{OrderID: id, Version: int64(i + 1), OccurredAt: e.OccurredAt}
 	}
 	st := evolve(order.State{}, envs, payloads)
-	out, err := answer(st)
+	// The answer shows what was decided, in plain text: no need to open what was just sealed. (The
+	// state folded from the sealed payloads is what a snapshot may take.)
+	out, err := s.answer(ctx, evolve(order.State{}, envs, decided))
 	if err != nil {
 		return Outcome{}, err
 	}
 	req := eventstore.AppendRequest{StreamID: id, Events: evs}
 	if idem != nil {
-		req.Idempotency = s.record(p, idem, 201, out.Body)
+		req.Idempotency = s.record(p, idem, 201, st.Version)
 	}
 	_, err = s.Store.Append(ctx, req)
 	if errors.Is(err, eventstore.ErrIdempotencyKeyExists) { // a concurrent request with the same key won
@@ -152,14 +187,40 @@ func (s *Service) Place(ctx context.Context, p auth.Principal, md events.Metadat
 	return out, nil
 }
 
-func (s *Service) record(p auth.Principal, idem *Idempotency, status int, body []byte) *eventstore.IdempotencyRecord {
+// seal seals the personal data of decided payloads of an order of customerID, when the schema
+// versions written seal it.
+func (s *Service) seal(ctx context.Context, orderID, customerID string, decided []events.Payload) ([]events.Payload, error) {
+	var sealer events.Sealer
+	out := make([]events.Payload, len(decided))
+	for i, p := range decided {
+		if events.SealsAt(p, s.WriteVersion) && sealer == nil {
+			if s.Keys == nil {
+				return nil, errors.New("personal data to seal, and no data keys configured")
+			}
+			var err error
+			if sealer, err = s.Keys.Sealer(ctx, customerID); err != nil {
+				return nil, err
+			}
+		}
+		sealed, err := events.SealAt(p, s.WriteVersion, orderID, sealer)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = sealed
+	}
+	return out, nil
+}
+
+// record is the idempotency record of a command whose answer showed the order at version.
+func (s *Service) record(p auth.Principal, idem *Idempotency, status int, version int64) *eventstore.IdempotencyRecord {
 	return &eventstore.IdempotencyRecord{Scope: p.IdempotencyScope(), Key: idem.Key, RequestHash: idem.RequestHash,
-		Status: status, Response: body, TTL: s.IdempotencyTTL}
+		Status: status, Version: version, TTL: s.IdempotencyTTL}
 }
 
 // replay answers a retried request with its first outcome (done), refuses a reused key, or reports
 // that the key is new (not done). Keys are the principal's own: another principal's same key is
-// another key.
+// another key. The first outcome is the order folded at the version the first answer showed (its
+// personal data null if it was erased since); a record an older release wrote keeps the first answer.
 func (s *Service) replay(ctx context.Context, p auth.Principal, idem *Idempotency) (out Outcome, done bool, err error) {
 	prev, err := s.Store.Idempotency(ctx, p.IdempotencyScope(), idem.Key)
 	if err != nil || prev == nil {
@@ -168,11 +229,32 @@ func (s *Service) replay(ctx context.Context, p auth.Principal, idem *Idempotenc
 	if string(prev.RequestHash) != string(idem.RequestHash) {
 		return Outcome{}, true, ErrKeyReused
 	}
+	if prev.Version > 0 {
+		o, err := s.readAt(ctx, prev.OrderID, prev.Version)
+		if err != nil {
+			return Outcome{}, true, fmt.Errorf("idempotency key %q: the first answer: %w", idem.Key, err)
+		}
+		out = Outcome{Order: o, Replayed: true}
+		out.Body, err = json.Marshal(o)
+		return out, true, err
+	}
 	out = Outcome{Body: prev.Response, Replayed: true}
 	if err := json.Unmarshal(prev.Response, &out.Order); err != nil {
 		return Outcome{}, true, fmt.Errorf("idempotency key %q: stored answer: %w", idem.Key, err)
 	}
 	return out, true, nil
+}
+
+// readAt is the order folded at a version, as a read of that version shows it.
+func (s *Service) readAt(ctx context.Context, id string, version int64) (api.Order, error) {
+	st, _, err := s.load(ctx, id, version)
+	if err != nil {
+		return api.Order{}, err
+	}
+	if st.Version != version {
+		return api.Order{}, fmt.Errorf("%w: the order is at version %d; it has no version %d", ErrNotInHistory, st.Version, version)
+	}
+	return s.view(ctx, st, true)
 }
 
 // Execute decides a command on an existing order and stores its events. action is what the command is
@@ -214,7 +296,11 @@ func (s *Service) Execute(ctx context.Context, p auth.Principal, id string, pinn
 		if pinned > 0 && st.Version != pinned {
 			return 0, nil, nil, fmt.Errorf("%w: it is at version %d, not %d", ErrStaleVersion, st.Version, pinned)
 		}
-		payloads, err := decide(st)
+		decided, err := decide(st)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		payloads, err := s.seal(ctx, id, st.Customer.ID, decided)
 		if err != nil {
 			return 0, nil, nil, err
 		}
@@ -228,12 +314,12 @@ func (s *Service) Execute(ctx context.Context, p auth.Principal, id string, pinn
 			envs[i] = events.Envelope{OrderID: id, Version: st.Version + int64(i+1), OccurredAt: e.OccurredAt}
 		}
 		after := evolve(st, envs, payloads)
-		if out, err = answer(after); err != nil {
+		if out, err = s.answer(ctx, after); err != nil {
 			return 0, nil, nil, err
 		}
 		var rec *eventstore.IdempotencyRecord
 		if idem != nil {
-			rec = s.record(p, idem, 200, out.Body)
+			rec = s.record(p, idem, 200, after.Version)
 		}
 		before, next, base = st, after, b
 		return st.Version, evs, rec, nil
@@ -285,12 +371,41 @@ func evolve(st order.State, envs []events.Envelope, payloads []events.Payload) o
 	return st
 }
 
-func answer(st order.State) (Outcome, error) {
-	out := Outcome{Order: st.View()}
-	body, err := json.Marshal(out.Order)
+// answer is the outcome showing st.
+func (s *Service) answer(ctx context.Context, st order.State) (Outcome, error) {
+	o, err := s.view(ctx, st, false)
 	if err != nil {
 		return Outcome{}, err
 	}
-	out.Body = body
+	out := Outcome{Order: o}
+	if out.Body, err = json.Marshal(o); err != nil {
+		return Outcome{}, err
+	}
 	return out, nil
+}
+
+// view is st in its API shape, its personal data opened with the keys that sealed it. With past, st is
+// a point of the order's history, which shows the personal data erased when the order's was erased
+// later (even what an event of an older release holds in plain text).
+func (s *Service) view(ctx context.Context, st order.State, past bool) (api.Order, error) {
+	if past && st.Exists() {
+		at, err := s.Store.ErasedAt(ctx, st.ID)
+		if err != nil {
+			return api.Order{}, err
+		}
+		if at > st.Version {
+			st = st.Redact()
+		}
+	}
+	var o events.Opener
+	if ids := st.KeyIDs(); len(ids) > 0 {
+		if s.Keys == nil {
+			return api.Order{}, errors.New("sealed personal data, and no data keys configured")
+		}
+		var err error
+		if o, err = s.Keys.Opener(ctx, ids); err != nil {
+			return api.Order{}, err
+		}
+	}
+	return st.View(o)
 }

@@ -71,7 +71,7 @@ func (s *Service) Order(ctx context.Context, p auth.Principal, id string, at At)
 	case to == 0:
 		s.Snapshots.afterLoad(st, base)
 	}
-	return st.View(), nil
+	return s.view(ctx, st, to > 0)
 }
 
 // notYet is the error of a read as of a time before the order's first event: NotFound when the order
@@ -128,9 +128,11 @@ func (s *Service) load(ctx context.Context, id string, to int64) (order.State, i
 
 // Events returns a page of the order's audit trail, each event as stored (its schema version and data
 // as written, never upcast): the events in r (after a version, up to a version, recorded until a time),
-// at most r.Limit of them, in version order, and whether more follow. An order without any event, or one
-// the principal may not see, fails with an *order.Error of kind NotFound; a known order's empty
-// selection is an empty page.
+// at most r.Limit of them, in version order, and whether more follow. Personal data is shown opened
+// (events.ShowData): sealed fields in plain text, or null when their key is gone, and every personal
+// field of the events before the order's erasure null. An order without any event, or one the principal
+// may not see, fails with an *order.Error of kind NotFound; a known order's empty selection is an empty
+// page.
 func (s *Service) Events(ctx context.Context, p auth.Principal, id string, r eventstore.Range) ([]events.Envelope, bool, error) {
 	if !p.Can(auth.ReadOrders) {
 		return nil, false, forbidden(p, "read orders")
@@ -153,10 +155,55 @@ func (s *Service) Events(ctx context.Context, p auth.Principal, id string, r eve
 			return nil, false, order.ErrNotFound()
 		}
 	}
-	if len(page) > limit {
-		return page[:limit], true, nil
+	more := len(page) > limit
+	if more {
+		page = page[:limit]
 	}
-	return page, false, nil
+	if err := s.show(ctx, id, page); err != nil {
+		return nil, false, err
+	}
+	return page, more, nil
+}
+
+// show opens the personal data of a page of the audit trail in place (events.ShowData).
+func (s *Service) show(ctx context.Context, id string, page []events.Envelope) error {
+	erasedAt, err := s.Store.ErasedAt(ctx, id)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for _, e := range page {
+		if e.Version >= erasedAt {
+			sealed, err := events.SealedIn(e.Type, e.SchemaVersion, e.Data)
+			if err != nil {
+				continue // shown as stored: the audit trail shows what this release cannot read too
+			}
+			for _, v := range sealed {
+				ids = append(ids, v.KeyID)
+			}
+		}
+	}
+	var o events.Opener
+	if len(ids) > 0 {
+		if s.Keys == nil {
+			return errors.New("sealed personal data, and no data keys configured")
+		}
+		if o, err = s.Keys.Opener(ctx, ids); err != nil {
+			return err
+		}
+	}
+	for i, e := range page {
+		data, err := events.ShowData(e.Type, e.SchemaVersion, e.Data, id, o, e.Version < erasedAt)
+		var unknown *events.UnknownEventError
+		switch {
+		case errors.As(err, &unknown), errors.Is(err, events.ErrMalformedPayload):
+			continue // as stored
+		case err != nil:
+			return err
+		}
+		page[i].Data = data
+	}
+	return nil
 }
 
 // visible refuses, as not found, an order a principal limited to one customer's orders may not see,

@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/order"
+	"github.com/orders-oss/orders/pkg/events"
 )
 
 // SnapshotSaver stores snapshots (an *eventstore.Store).
@@ -28,8 +30,22 @@ type Snapshots struct {
 	store SnapshotSaver
 	log   *slog.Logger
 	queue chan order.State
+	keys  Sealers
 
 	fallbacks, taken, dropped, failed prometheus.Counter
+}
+
+// Sealers give a customer's data key to seal with (a *pii.Keyring).
+type Sealers interface {
+	Sealer(ctx context.Context, customerID string) (events.Sealer, error)
+}
+
+// SealWith makes the snapshots of orders whose events hold personal data in plain text (written before
+// personal data was sealed) hold it sealed with the customer's key; without it, such orders get no
+// snapshot. A snapshot never holds plain text.
+func (s *Snapshots) SealWith(k Sealers) *Snapshots {
+	s.keys = k
+	return s
 }
 
 // DefaultSnapshotQueue is how many snapshots may wait to be written before new ones are dropped.
@@ -77,6 +93,18 @@ func (s *Snapshots) write(ctx context.Context, st order.State) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	err := func() error {
+		if st.HasPlain() {
+			if s.keys == nil {
+				return errors.New("the order holds personal data in plain text, and no key to seal it with")
+			}
+			sealer, err := s.keys.Sealer(ctx, st.Customer.ID)
+			if err != nil {
+				return err
+			}
+			if st, err = st.Seal(sealer); err != nil {
+				return err
+			}
+		}
 		state, err := order.EncodeState(st)
 		if err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/order"
+	"github.com/orders-oss/orders/internal/pii/piitest"
+	"github.com/orders-oss/orders/pkg/events"
 )
 
 // blockingSaver records snapshots; while gate is open it holds every save until released.
@@ -167,5 +170,40 @@ func TestUnusableSnapshotsAreCountedAndLogged(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "snapshot ignored"); n != 4 {
 		t.Errorf("%d log lines about ignored snapshots, want 4:\n%s", n, logs.String())
+	}
+}
+
+// A snapshot never holds personal data in plain text: a state folded from events that hold it so (an
+// older release's) is sealed with the customer's key before it is written, and not written at all
+// without keys.
+func TestSnapshotsSealPlainPersonalData(t *testing.T) {
+	plain := state(4)
+	plain.Customer = events.Customer{ID: "cus_1", Name: events.Plain("Ada Lovelace"), Email: events.Plain("ada@example.com")}
+	plain.ShippingAddress = events.Plain(events.Address{Name: "Ada", Line1: "12 Analytical St", City: "London", PostalCode: "N1", Country: "GB"})
+
+	saver := &blockingSaver{}
+	keys := piitest.New()
+	s := NewSnapshots(saver, 1, 10, nil).SealWith(keys)
+	s.write(context.Background(), plain)
+	if len(saver.saved) != 1 {
+		t.Fatalf("%d snapshots saved, want 1", len(saver.saved))
+	}
+	if raw := string(saver.saved[0].State); strings.Contains(raw, "Ada") || strings.Contains(raw, "Analytical") {
+		t.Errorf("the snapshot holds plain text: %s", raw)
+	}
+	st, err := order.DecodeState(saver.saved[0].State)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := plain.View(nil)
+	if got, err := st.View(keys); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("the snapshot opens to %+v, %v; want %+v", got, err, want)
+	}
+
+	unsealed := &blockingSaver{}
+	s = NewSnapshots(unsealed, 1, 10, nil)
+	s.write(context.Background(), plain)
+	if len(unsealed.saved) != 0 || count(t, s.failed) != 1 {
+		t.Errorf("without keys: %d snapshots saved, %v failures; want none saved", len(unsealed.saved), count(t, s.failed))
 	}
 }

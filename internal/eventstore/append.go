@@ -67,9 +67,9 @@ func appendStatement(many, withKey bool) string {
 )`
 	if withKey {
 		sql += `, idem AS (
-    INSERT INTO idempotency_keys (scope, key, request_hash, order_id, status, response, expires_at)
+    INSERT INTO idempotency_keys (scope, key, request_hash, order_id, status, response, expires_at, version)
     VALUES ($10::text, $11::text, $12::bytea, $1::uuid, $13::int, $14::bytea,
-            clock_timestamp() + $15::bigint * interval '1 millisecond')
+            clock_timestamp() + $15::bigint * interval '1 millisecond', $16::bigint)
 )`
 	}
 	return sql + `
@@ -159,7 +159,15 @@ func appendOn(ctx context.Context, q querier, req AppendRequest) (out []events.E
 		if ttl <= 0 {
 			ttl = DefaultIdempotencyTTL
 		}
-		args = append(args, r.Scope, r.Key, r.RequestHash, int32(r.Status), []byte(r.Response), ttl.Milliseconds())
+		var version any // NULL: a record that keeps its answer (none is written any more: migrations/0007)
+		if r.Version > 0 {
+			version = r.Version
+		}
+		response := []byte(r.Response)
+		if response == nil {
+			response = []byte{}
+		}
+		args = append(args, r.Scope, r.Key, r.RequestHash, int32(r.Status), response, ttl.Milliseconds(), version)
 	}
 
 	rows, err := q.Query(ctx, appendSQL[many][withKey], args...)

@@ -66,9 +66,12 @@ type IdempotencyRecord struct {
 	RequestHash []byte
 	// OrderID is the order the request created. On Append it may be left empty: the record always
 	// names the appended stream.
-	OrderID  string
-	Status   int
-	Response json.RawMessage // the exact bytes answered first
+	OrderID string
+	Status  int
+	// Version is the order's version the first answer showed: a retry is answered with the order folded
+	// at it. 0 in records written before (migration 0007), which keep the first answer in Response.
+	Version  int64
+	Response json.RawMessage // records without a Version: the exact bytes answered first
 	// TTL is how long the key is remembered (DefaultIdempotencyTTL when 0); only Append reads it.
 	TTL time.Duration
 }

@@ -48,7 +48,7 @@ const idempotencySQL = `
 WITH expired AS (
     DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at <= clock_timestamp()
 )
-SELECT request_hash, order_id::text, status, response FROM idempotency_keys
+SELECT request_hash, order_id::text, status, response, COALESCE(version, 0) FROM idempotency_keys
 WHERE scope = $1 AND key = $2 AND expires_at > clock_timestamp()`
 
 // Idempotency returns the record of a principal's key, or nil (and no error) when the key is unused or
@@ -56,7 +56,7 @@ WHERE scope = $1 AND key = $2 AND expires_at > clock_timestamp()`
 func (s *Store) Idempotency(ctx context.Context, scope, key string) (*IdempotencyRecord, error) {
 	r := IdempotencyRecord{Scope: scope, Key: key}
 	var resp []byte
-	err := s.pool.QueryRow(ctx, idempotencySQL, scope, key).Scan(&r.RequestHash, &r.OrderID, &r.Status, &resp)
+	err := s.pool.QueryRow(ctx, idempotencySQL, scope, key).Scan(&r.RequestHash, &r.OrderID, &r.Status, &resp, &r.Version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}

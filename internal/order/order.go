@@ -25,6 +25,10 @@ const (
 // State is an order as its events made it. The zero State (Version 0) is an order that does not exist.
 // Its JSON form is what a snapshot stores (snapshot.go): changing a field changes FoldSchemaVersion.
 //
+// The personal fields (the customer's name and email, the address, a cancellation's reason) are
+// folded as the events hold them, sealed or plain (events.Personal): the domain never needs to read
+// them, and the state never holds more plain text than its events did. View opens them.
+//
 // The rules the commands enforce:
 //   - An order has 1 to 100 lines, one per sku; quantities are 1 to 10,000, also after adding to a line;
 //     prices are 0 or more, in minor units of the order's ISO 4217 currency; no line total or order
@@ -41,22 +45,24 @@ const (
 // Every command checks in this order: the order exists (NotFound), it is not closed (RuleViolated),
 // the command's values (Invalid), then the rules of the current status (RuleViolated).
 type State struct {
-	ID               string            `json:"id"`
-	Version          int64             `json:"version"`
-	Status           Status            `json:"status"`
-	Customer         events.Customer   `json:"customer"`
-	ShippingAddress  events.Address    `json:"shipping_address"`
-	Currency         string            `json:"currency"`
-	Items            []events.LineItem `json:"items"`
-	Total            int64             `json:"total"`
-	PaidAmount       int64             `json:"paid_amount"`
-	PaymentReference string            `json:"payment_reference"`
-	Carrier          string            `json:"carrier"`
-	Parcels          []events.Parcel   `json:"parcels"`
-	CancelReason     string            `json:"cancel_reason"`
-	RefundDue        int64             `json:"refund_due"`
-	PlacedAt         time.Time         `json:"placed_at"`
-	UpdatedAt        time.Time         `json:"updated_at"`
+	ID               string                          `json:"id"`
+	Version          int64                           `json:"version"`
+	Status           Status                          `json:"status"`
+	Customer         events.Customer                 `json:"customer"`
+	ShippingAddress  events.Personal[events.Address] `json:"shipping_address"`
+	Currency         string                          `json:"currency"`
+	Items            []events.LineItem               `json:"items"`
+	Total            int64                           `json:"total"`
+	PaidAmount       int64                           `json:"paid_amount"`
+	PaymentReference string                          `json:"payment_reference"`
+	Carrier          string                          `json:"carrier"`
+	Parcels          []events.Parcel                 `json:"parcels"`
+	CancelReason     events.Personal[string]         `json:"cancel_reason"`
+	RefundDue        int64                           `json:"refund_due"`
+	// Erased is set by PersonalDataErased: the customer's personal data was erased on request.
+	Erased    bool      `json:"erased"`
+	PlacedAt  time.Time `json:"placed_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Exists reports whether any event was applied.
@@ -101,6 +107,8 @@ func Evolve(s State, e events.Envelope, p events.Payload) State {
 		s.Status = StatusCancelled
 		s.CancelReason = p.Reason
 		s.RefundDue = p.RefundDue
+	case events.PersonalDataErased:
+		s = s.Redact()
 	}
 	s.Total, _ = total(s.Items) // the commands keep it in range
 	s.Version = e.Version
@@ -133,10 +141,18 @@ type Decision func(State) ([]events.Payload, error)
 
 // PlaceOrder is the command that starts an order.
 type PlaceOrder struct {
-	Customer        events.Customer
+	Customer        Customer
 	ShippingAddress events.Address
 	Currency        string
 	Items           []events.LineItem
+}
+
+// Customer is who places an order, as a command says it (in plain text: the events it records seal
+// the name and the email).
+type Customer struct {
+	ID    string
+	Name  string
+	Email string
 }
 
 // Place decides a new order.
@@ -166,7 +182,8 @@ func Place(cmd PlaceOrder) ([]events.Payload, error) {
 	if _, ok := total(cmd.Items); !ok {
 		return nil, totalOverflow("items")
 	}
-	return []events.Payload{events.OrderPlaced{Customer: cmd.Customer, ShippingAddress: cmd.ShippingAddress,
+	c := events.Customer{ID: cmd.Customer.ID, Name: events.Plain(cmd.Customer.Name), Email: events.Plain(cmd.Customer.Email)}
+	return []events.Payload{events.OrderPlaced{Customer: c, ShippingAddress: events.Plain(cmd.ShippingAddress),
 		Currency: cmd.Currency, Items: slices.Clone(cmd.Items)}}, nil
 }
 
@@ -248,7 +265,7 @@ func (s State) ChangeShippingAddress(a events.Address) ([]events.Payload, error)
 	if s.Status != StatusPlaced && s.Status != StatusPaid {
 		return nil, ruleViolated(CodeAddressLocked, "the address can change only until the order is shipped; it is %s", s.Status)
 	}
-	return []events.Payload{events.ShippingAddressChanged{ShippingAddress: a}}, nil
+	return []events.Payload{events.ShippingAddressChanged{ShippingAddress: events.Plain(a)}}, nil
 }
 
 // ConfirmPayment records a payment of exactly the total, in the order's currency.
@@ -319,5 +336,93 @@ func (s State) Cancel(reason string) ([]events.Payload, error) {
 	if s.Status == StatusShipped {
 		return nil, ruleViolated(CodeAlreadyShipped, "a shipped order cannot be cancelled")
 	}
-	return []events.Payload{events.OrderCancelled{Reason: reason, RefundDue: s.PaidAmount}}, nil
+	return []events.Payload{events.OrderCancelled{Reason: events.Plain(reason), RefundDue: s.PaidAmount}}, nil
+}
+
+// ErasePersonalData records the erasure of the customer's personal data (erasure erasureID, asked for
+// at requestedAt) on the order, when the order still holds any of it that the erasure covers: a field
+// in plain text (from events written before personal data was sealed), or one sealed with a key in
+// erasedKeys (the keys the erasure deleted). Personal data sealed with another key was given after the
+// erasure was asked for, and stays. Nothing to erase records nothing (the erasure is idempotent). Any
+// order may be erased, closed ones too.
+func (s State) ErasePersonalData(erasureID string, requestedAt time.Time, erasedKeys []string) ([]events.Payload, error) {
+	if !s.Exists() {
+		return nil, ErrNotFound()
+	}
+	covered := func(sealed events.Sealed, isSealed bool) bool {
+		return isSealed && slices.Contains(erasedKeys, sealed.KeyID)
+	}
+	holds := false
+	for _, f := range s.personal() {
+		if _, plain := f.plain(); plain || covered(f.sealed()) {
+			holds = true
+		}
+	}
+	if !holds {
+		return nil, nil
+	}
+	return []events.Payload{events.PersonalDataErased{ErasureID: erasureID, RequestedAt: requestedAt.UTC()}}, nil
+}
+
+// Redact is the state with its personal data erased, as PersonalDataErased leaves it.
+func (s State) Redact() State {
+	s.Customer.Name, s.Customer.Email = events.Personal[string]{}, events.Personal[string]{}
+	s.ShippingAddress = events.Personal[events.Address]{}
+	s.CancelReason = events.Personal[string]{}
+	s.Erased = true
+	return s
+}
+
+// personalField is one personal field of a state, whatever its type.
+type personalField struct {
+	plain  func() (any, bool)
+	sealed func() (events.Sealed, bool)
+}
+
+func field[T any](p events.Personal[T]) personalField {
+	return personalField{plain: func() (any, bool) { return p.Plain() }, sealed: p.Sealed}
+}
+
+// personal lists the state's personal fields.
+func (s State) personal() []personalField {
+	return []personalField{field(s.Customer.Name), field(s.Customer.Email), field(s.ShippingAddress), field(s.CancelReason)}
+}
+
+// KeyIDs returns the ids of the data keys that sealed the state's personal fields (what View needs).
+func (s State) KeyIDs() []string {
+	var ids []string
+	for _, f := range s.personal() {
+		if sealed, ok := f.sealed(); ok && !slices.Contains(ids, sealed.KeyID) {
+			ids = append(ids, sealed.KeyID)
+		}
+	}
+	return ids
+}
+
+// HasPlain reports whether a personal field of the state is in plain text (an order with events written
+// before personal data was sealed, or a state folded from a read model's document).
+func (s State) HasPlain() bool {
+	for _, f := range s.personal() {
+		if _, ok := f.plain(); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Seal returns the state with every plain personal field sealed with sl (a snapshot must not hold
+// plain text).
+func (s State) Seal(sl events.Sealer) (State, error) {
+	var err error
+	if s.Customer.Name, err = events.Seal(s.Customer.Name, sl, events.AssociatedData(s.ID, events.FieldCustomerName)); err != nil {
+		return s, err
+	}
+	if s.Customer.Email, err = events.Seal(s.Customer.Email, sl, events.AssociatedData(s.ID, events.FieldCustomerEmail)); err != nil {
+		return s, err
+	}
+	if s.ShippingAddress, err = events.Seal(s.ShippingAddress, sl, events.AssociatedData(s.ID, events.FieldShippingAddress)); err != nil {
+		return s, err
+	}
+	s.CancelReason, err = events.Seal(s.CancelReason, sl, events.AssociatedData(s.ID, events.FieldCancellationReason))
+	return s, err
 }

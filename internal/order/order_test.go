@@ -15,18 +15,20 @@ import (
 )
 
 var (
-	ada  = events.Customer{ID: "cus_1042", Name: "Ada Lovelace", Email: "ada@example.com"}
-	home = events.Address{Name: "Ada Lovelace", Line1: "12 Analytical St", City: "London", PostalCode: "NW1 6XE", Country: "GB"}
-	away = events.Address{Name: "Ada", Line1: "1 Rue de Rivoli", Line2: "Apt 2", City: "Paris", PostalCode: "75001", Country: "FR"}
-	book = events.LineItem{SKU: "BK-001", Name: "Notes on the Engine", Quantity: 2, UnitPrice: 1999}
-	pen  = events.LineItem{SKU: "PN-7", Name: "Pen", Quantity: 1, UnitPrice: 250}
+	adaCmd = Customer{ID: "cus_1042", Name: "Ada Lovelace", Email: "ada@example.com"}
+	ada    = events.Customer{ID: "cus_1042", Name: events.Plain("Ada Lovelace"), Email: events.Plain("ada@example.com")}
+	home   = events.Address{Name: "Ada Lovelace", Line1: "12 Analytical St", City: "London", PostalCode: "NW1 6XE", Country: "GB"}
+	away   = events.Address{Name: "Ada", Line1: "1 Rue de Rivoli", Line2: "Apt 2", City: "Paris", PostalCode: "75001", Country: "FR"}
+	book   = events.LineItem{SKU: "BK-001", Name: "Notes on the Engine", Quantity: 2, UnitPrice: 1999}
+	pen    = events.LineItem{SKU: "PN-7", Name: "Pen", Quantity: 1, UnitPrice: 250}
 
-	placed    = events.OrderPlaced{Customer: ada, ShippingAddress: home, Currency: "EUR", Items: []events.LineItem{book}} // total 3998
-	penAdded  = events.OrderItemAdded{Item: pen}                                                                          // total 4248
-	paid      = events.PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "pay_1"}
-	shipped   = events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: "JD0001"}}}
-	delivered = events.OrderDelivered{}
-	cancelled = events.OrderCancelled{Reason: "changed my mind"}
+	placed      = events.OrderPlaced{Customer: ada, ShippingAddress: events.Plain(home), Currency: "EUR", Items: []events.LineItem{book}} // total 3998
+	penAdded    = events.OrderItemAdded{Item: pen}                                                                                        // total 4248
+	paid        = events.PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "pay_1"}
+	shipped     = events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: "JD0001"}}}
+	delivered   = events.OrderDelivered{}
+	erasedEvent = events.PersonalDataErased{ErasureID: "e-1", RequestedAt: time.Unix(100, 0).UTC()}
+	cancelled   = events.OrderCancelled{Reason: events.Plain("changed my mind")}
 )
 
 // at is the envelope of the n-th event (1-based) of the test order; it occurred n-1 seconds after 0.
@@ -176,7 +178,7 @@ func TestCommands(t *testing.T) {
 			then(events.OrderItemAdded{Item: events.LineItem{SKU: "SKU-007", Name: "n", Quantity: 5, UnitPrice: 1}}), nil},
 		{"add a line whose total overflows", then(placed), addItem(events.LineItem{SKU: "BIG", Name: "x", Quantity: 10_000, UnitPrice: 1 << 62}),
 			nil, invalid("unit_price")},
-		{"add a line that overflows the order total", then(events.OrderPlaced{Customer: ada, ShippingAddress: home, Currency: "EUR",
+		{"add a line that overflows the order total", then(events.OrderPlaced{Customer: ada, ShippingAddress: events.Plain(home), Currency: "EUR",
 			Items: []events.LineItem{{SKU: "A", Name: "a", Quantity: 1, UnitPrice: math.MaxInt64 - 10}}}),
 			addItem(events.LineItem{SKU: "B", Name: "b", Quantity: 1, UnitPrice: 11}), nil, fails(CodeTotalOverflow, "quantity")},
 		{"add an invalid item", then(placed), addItem(events.LineItem{SKU: "", Name: " ", Quantity: 0, UnitPrice: -1}),
@@ -198,8 +200,8 @@ func TestCommands(t *testing.T) {
 		{"remove an unknown sku after payment", then(placed, paid), removeItem("NOPE"), nil, fails(CodeItemsLocked)},
 
 		// ChangeShippingAddress
-		{"change the address when placed", then(placed), changeAddress(away), then(events.ShippingAddressChanged{ShippingAddress: away}), nil},
-		{"change the address when paid", then(placed, paid), changeAddress(away), then(events.ShippingAddressChanged{ShippingAddress: away}), nil},
+		{"change the address when placed", then(placed), changeAddress(away), then(events.ShippingAddressChanged{ShippingAddress: events.Plain(away)}), nil},
+		{"change the address when paid", then(placed, paid), changeAddress(away), then(events.ShippingAddressChanged{ShippingAddress: events.Plain(away)}), nil},
 		{"change the address after shipment", then(placed, paid, shipped), changeAddress(away), nil, fails(CodeAddressLocked)},
 		{"change to an empty address", then(placed), changeAddress(events.Address{}),
 			nil, invalid("shipping_address.name", "shipping_address.line1", "shipping_address.city", "shipping_address.postal_code", "shipping_address.country")},
@@ -212,7 +214,7 @@ func TestCommands(t *testing.T) {
 		{"pay the total", then(placed), confirmPayment(3998, "EUR", "pay_1"), then(paid), nil},
 		{"pay the total after items changed", then(placed, penAdded, events.OrderItemAdded{Item: book}, events.OrderItemRemoved{SKU: "PN-7"}),
 			confirmPayment(7996, "EUR", "pay_1"), then(events.PaymentConfirmed{Amount: 7996, Currency: "EUR", Reference: "pay_1"}), nil},
-		{"pay a free order", then(events.OrderPlaced{Customer: ada, ShippingAddress: home, Currency: "JPY", Items: []events.LineItem{{SKU: "S", Name: "s", Quantity: 3, UnitPrice: 0}}}),
+		{"pay a free order", then(events.OrderPlaced{Customer: ada, ShippingAddress: events.Plain(home), Currency: "JPY", Items: []events.LineItem{{SKU: "S", Name: "s", Quantity: 3, UnitPrice: 0}}}),
 			confirmPayment(0, "JPY", "promo"), then(events.PaymentConfirmed{Amount: 0, Currency: "JPY", Reference: "promo"}), nil},
 		{"pay less", then(placed), confirmPayment(3997, "EUR", "pay_1"), nil, fails(CodePaymentMismatch)},
 		{"pay more", then(placed), confirmPayment(3999, "EUR", "pay_1"), nil, fails(CodePaymentMismatch)},
@@ -238,8 +240,8 @@ func TestCommands(t *testing.T) {
 		// Cancel
 		{"cancel an unpaid order: nothing to refund", then(placed), cancel("changed my mind"), then(cancelled), nil},
 		{"cancel a paid order: refund what was paid", then(placed, paid), cancel("out of stock"),
-			then(events.OrderCancelled{Reason: "out of stock", RefundDue: 3998}), nil},
-		{"cancel with a 500-character reason", then(placed), cancel(long(500)), then(events.OrderCancelled{Reason: long(500)}), nil},
+			then(events.OrderCancelled{Reason: events.Plain("out of stock"), RefundDue: 3998}), nil},
+		{"cancel with a 500-character reason", then(placed), cancel(long(500)), then(events.OrderCancelled{Reason: events.Plain(long(500))}), nil},
 		{"cancel after shipment", then(placed, paid, shipped), cancel("late"), nil, fails(CodeAlreadyShipped)},
 		{"cancel without a reason", then(placed), cancel(""), nil, invalid("reason")},
 		{"cancel with a 501-character reason", then(placed), cancel(long(501)), nil, invalid("reason")},
@@ -272,7 +274,7 @@ func TestNothingHappensToAClosedOrder(t *testing.T) {
 	closed := map[string][]events.Payload{
 		"delivered":         {placed, paid, shipped, delivered},
 		"cancelled":         {placed, cancelled},
-		"cancelled if paid": {placed, paid, events.OrderCancelled{Reason: "r", RefundDue: 3998}},
+		"cancelled if paid": {placed, paid, events.OrderCancelled{Reason: events.Plain("r"), RefundDue: 3998}},
 	}
 	for name, past := range closed {
 		for _, when := range everyCommand {
@@ -286,11 +288,11 @@ func TestNothingHappensToAClosedOrder(t *testing.T) {
 
 func TestPlace(t *testing.T) {
 	valid := func() PlaceOrder {
-		return PlaceOrder{Customer: ada, ShippingAddress: home, Currency: "EUR", Items: []events.LineItem{book, pen}}
+		return PlaceOrder{Customer: adaCmd, ShippingAddress: home, Currency: "EUR", Items: []events.LineItem{book, pen}}
 	}
 	cmd := valid()
 	got, err := Place(cmd)
-	want := then(events.OrderPlaced{Customer: ada, ShippingAddress: home, Currency: "EUR", Items: []events.LineItem{book, pen}})
+	want := then(events.OrderPlaced{Customer: ada, ShippingAddress: events.Plain(home), Currency: "EUR", Items: []events.LineItem{book, pen}})
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("Place(%+v) = %#v, %v; want %#v", cmd, got, err, want)
 	}
@@ -307,7 +309,7 @@ func TestPlace(t *testing.T) {
 		{"100 lines", func(c *PlaceOrder) { c.Items = withItems(100).Items }},
 		{"quantity 10,000 at price 0", func(c *PlaceOrder) { c.Items = []events.LineItem{{SKU: "A", Name: "a", Quantity: MaxQuantity}} }},
 		{"longest values", func(c *PlaceOrder) {
-			c.Customer = events.Customer{ID: long(200), Name: long(200), Email: "ada@example.com"}
+			c.Customer = Customer{ID: long(200), Name: long(200), Email: "ada@example.com"}
 			c.ShippingAddress = events.Address{Name: long(200), Line1: long(200), Line2: long(200), City: long(200), PostalCode: long(20), Country: "DE"}
 			c.Items = []events.LineItem{{SKU: strings.Repeat("S", MaxSKULen), Name: long(200), Quantity: 1, UnitPrice: 1}}
 		}},
@@ -358,7 +360,7 @@ func TestPlace(t *testing.T) {
 		{"currency in lower case", func(c *PlaceOrder) { c.Currency = "eur" }, invalid("currency")},
 		{"currency of 4 letters", func(c *PlaceOrder) { c.Currency = "EURO" }, invalid("currency")},
 		{"no currency", func(c *PlaceOrder) { c.Currency = "" }, invalid("currency")},
-		{"no customer", func(c *PlaceOrder) { c.Customer = events.Customer{} }, invalid("customer.id", "customer.name", "customer.email")},
+		{"no customer", func(c *PlaceOrder) { c.Customer = Customer{} }, invalid("customer.id", "customer.name", "customer.email")},
 		{"email without a domain", func(c *PlaceOrder) { c.Customer.Email = "not-an-email" }, invalid("customer.email")},
 		{"email with a display name", func(c *PlaceOrder) { c.Customer.Email = "Ada <ada@example.com>" }, invalid("customer.email")},
 		{"customer name of 201 characters", func(c *PlaceOrder) { c.Customer.Name = long(201) }, invalid("customer.name")},
@@ -367,7 +369,7 @@ func TestPlace(t *testing.T) {
 			invalid("shipping_address.name", "shipping_address.line1", "shipping_address.city", "shipping_address.postal_code", "shipping_address.country")},
 		{"country of 3 letters", func(c *PlaceOrder) { c.ShippingAddress.Country = "GBR" }, invalid("shipping_address.country")},
 		{"line2 of 201 characters", func(c *PlaceOrder) { c.ShippingAddress.Line2 = long(201) }, invalid("shipping_address.line2")},
-		{"everything wrong at once", func(c *PlaceOrder) { *c = PlaceOrder{Customer: ada, ShippingAddress: home, Currency: "€"} }, invalid("currency", "items")},
+		{"everything wrong at once", func(c *PlaceOrder) { *c = PlaceOrder{Customer: adaCmd, ShippingAddress: home, Currency: "€"} }, invalid("currency", "items")},
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
@@ -384,7 +386,7 @@ func TestPlace(t *testing.T) {
 
 func TestEvolve(t *testing.T) {
 	placedState := func(s *State) {
-		*s = State{ID: "o-1", Status: StatusPlaced, Customer: ada, ShippingAddress: home, Currency: "EUR",
+		*s = State{ID: "o-1", Status: StatusPlaced, Customer: ada, ShippingAddress: events.Plain(home), Currency: "EUR",
 			Items: []events.LineItem{book}, Total: 3998, PlacedAt: time.Unix(0, 0).UTC()}
 	}
 	tests := []struct {
@@ -407,7 +409,7 @@ func TestEvolve(t *testing.T) {
 			s.Total = 250
 		}},
 		{"OrderItemRemoved of an unknown sku changes nothing", then(placed), events.OrderItemRemoved{SKU: "NOPE"}, func(*State) {}},
-		{"ShippingAddressChanged", then(placed), events.ShippingAddressChanged{ShippingAddress: away}, func(s *State) { s.ShippingAddress = away }},
+		{"ShippingAddressChanged", then(placed), events.ShippingAddressChanged{ShippingAddress: events.Plain(away)}, func(s *State) { s.ShippingAddress = events.Plain(away) }},
 		{"PaymentConfirmed", then(placed), paid, func(s *State) {
 			s.Status, s.PaidAmount, s.PaymentReference = StatusPaid, 3998, "pay_1"
 		}},
@@ -416,10 +418,14 @@ func TestEvolve(t *testing.T) {
 		}},
 		{"OrderDelivered", then(placed, paid, shipped), delivered, func(s *State) { s.Status = StatusDelivered }},
 		{"OrderCancelled unpaid", then(placed), cancelled, func(s *State) {
-			s.Status, s.CancelReason, s.RefundDue = StatusCancelled, "changed my mind", 0
+			s.Status, s.CancelReason, s.RefundDue = StatusCancelled, events.Plain("changed my mind"), 0
 		}},
-		{"OrderCancelled paid", then(placed, paid), events.OrderCancelled{Reason: "r", RefundDue: 3998}, func(s *State) {
-			s.Status, s.CancelReason, s.RefundDue = StatusCancelled, "r", 3998
+		{"OrderCancelled paid", then(placed, paid), events.OrderCancelled{Reason: events.Plain("r"), RefundDue: 3998}, func(s *State) {
+			s.Status, s.CancelReason, s.RefundDue = StatusCancelled, events.Plain("r"), 3998
+		}},
+		{"PersonalDataErased", then(placed, cancelled), erasedEvent, func(s *State) {
+			s.Customer = events.Customer{ID: "cus_1042"}
+			s.ShippingAddress, s.CancelReason, s.Erased = events.Personal[events.Address]{}, events.Personal[string]{}, true
 		}},
 		{"an unknown payload only counts", then(placed), nil, func(*State) {}},
 	}
@@ -444,7 +450,7 @@ func TestEvolve(t *testing.T) {
 }
 
 func TestTextMustNotHoldControlCharacters(t *testing.T) {
-	cmd := PlaceOrder{Customer: events.Customer{ID: "c", Name: "Ada\x00Lovelace", Email: "ada@example.com"},
+	cmd := PlaceOrder{Customer: Customer{ID: "c", Name: "Ada\x00Lovelace", Email: "ada@example.com"},
 		ShippingAddress: events.Address{Name: "Ada", Line1: "1\x07", City: "London", PostalCode: "N1", Country: "GB"},
 		Currency:        "EUR", Items: []events.LineItem{{SKU: "A", Name: "line one\nline two\ttab", Quantity: 1, UnitPrice: 1}}}
 	_, err := Place(cmd)
@@ -455,7 +461,7 @@ func TestTextMustNotHoldControlCharacters(t *testing.T) {
 }
 
 func TestEvolveDoesNotShareItems(t *testing.T) {
-	p := events.OrderPlaced{Customer: ada, ShippingAddress: home, Currency: "EUR", Items: []events.LineItem{book, pen}}
+	p := events.OrderPlaced{Customer: ada, ShippingAddress: events.Plain(home), Currency: "EUR", Items: []events.LineItem{book, pen}}
 	s := Evolve(State{}, at(1), p)
 	p.Items[0].Quantity = 99
 	next := Evolve(s, at(2), events.OrderItemAdded{Item: pen})
@@ -465,12 +471,17 @@ func TestEvolveDoesNotShareItems(t *testing.T) {
 	}
 }
 
-// envelopes encodes payloads as the event store would give them back.
+// envelopes encodes payloads as the event store would give them back (personal data in plain text,
+// at schema version 1, where the payload holds it plain).
 func envelopes(t *testing.T, payloads []events.Payload) []events.Envelope {
 	t.Helper()
 	history := make([]events.Envelope, len(payloads))
 	for i, p := range payloads {
-		typ, sv, data, err := events.Encode(p)
+		max := 0
+		if events.SealsAt(p, 0) {
+			max = 1
+		}
+		typ, sv, data, err := events.EncodeAt(p, max)
 		if err != nil {
 			t.Fatalf("Encode(%#v) error = %v", p, err)
 		}
@@ -482,7 +493,7 @@ func envelopes(t *testing.T, payloads []events.Payload) []events.Envelope {
 
 func TestFold(t *testing.T) {
 	past := []events.Payload{placed, penAdded, events.OrderItemAdded{Item: book}, events.OrderItemRemoved{SKU: "PN-7"},
-		events.ShippingAddressChanged{ShippingAddress: away}, events.PaymentConfirmed{Amount: 7996, Currency: "EUR", Reference: "x"}, shipped, delivered}
+		events.ShippingAddressChanged{ShippingAddress: events.Plain(away)}, events.PaymentConfirmed{Amount: 7996, Currency: "EUR", Reference: "x"}, shipped, delivered}
 	history := envelopes(t, past)
 	got, err := Fold(history)
 	if err != nil {
@@ -529,7 +540,7 @@ func TestRandomCommandsKeepTheInvariants(t *testing.T) {
 	}
 	accepted := map[string]int{}
 	for range 300 {
-		first, err := Place(PlaceOrder{Customer: ada, ShippingAddress: home, Currency: "EUR", Items: []events.LineItem{item()}})
+		first, err := Place(PlaceOrder{Customer: adaCmd, ShippingAddress: home, Currency: "EUR", Items: []events.LineItem{item()}})
 		if err != nil {
 			continue
 		}

@@ -13,7 +13,7 @@ import (
 // that took it, and a snapshot of another version is never used: the order is folded from its events
 // instead. Any change to Evolve's results, to State or to its encoding needs a new version;
 // TestFoldDigest fails until it gets one.
-const FoldSchemaVersion = 1
+const FoldSchemaVersion = 2
 
 // EncodeState is the JSON form of a state that snapshots store.
 func EncodeState(s State) ([]byte, error) {

@@ -1,7 +1,10 @@
 package order
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"flag"
 	"fmt"
@@ -31,8 +34,40 @@ func (r *rng) next() uint64 {
 
 func (r *rng) intn(n int) int { return int(r.next() % uint64(n)) }
 
+// detKeys seals with a fixed AES-256-GCM key and a nonce derived from what it seals, so the corpus is
+// the same every run (a real keyring draws nonces at random); it opens what it sealed.
+type detKeys struct{ aead cipher.AEAD }
+
+const detKeyID = "0193a0b1-0000-7000-8000-0000000c0a95"
+
+var corpusKeys = func() detKeys {
+	key := sha256.Sum256([]byte("the fold corpus' data key"))
+	block, _ := aes.NewCipher(key[:])
+	aead, _ := cipher.NewGCM(block)
+	return detKeys{aead: aead}
+}()
+
+func (k detKeys) Seal(plaintext, aad []byte) (events.Sealed, error) {
+	h := sha256.Sum256(append(append([]byte{}, aad...), plaintext...))
+	nonce := h[:k.aead.NonceSize()]
+	return events.Sealed{KeyID: detKeyID, Ciphertext: base64.StdEncoding.EncodeToString(k.aead.Seal(append([]byte{}, nonce...), nonce, plaintext, aad))}, nil
+}
+
+func (k detKeys) Open(s events.Sealed, aad []byte) ([]byte, error) {
+	if s.KeyID != detKeyID {
+		return nil, events.ErrErased
+	}
+	raw, err := base64.StdEncoding.DecodeString(s.Ciphertext)
+	if err != nil {
+		return nil, err
+	}
+	n := k.aead.NonceSize()
+	return k.aead.Open(nil, raw[:n], raw[n:], aad)
+}
+
 // corpus is a fixed set of order histories, as stored envelopes (data encoded, some of them at an
-// older schema version, as an older release wrote them). The histories need not follow the rules of
+// older schema version, as an older release wrote them: personal data in plain text; the others
+// sealed). The histories need not follow the rules of
 // the commands: Evolve applies whatever was recorded, and it is Evolve that is pinned here.
 func corpus(t *testing.T) [][]events.Envelope {
 	t.Helper()
@@ -56,17 +91,17 @@ func corpus(t *testing.T) [][]events.Envelope {
 				items = append(items, it)
 			}
 		}
-		payloads := []events.Payload{events.OrderPlaced{Customer: events.Customer{ID: fmt.Sprintf("cus_%d", r.intn(50)), Name: "Ada", Email: "ada@example.com"},
-			ShippingAddress: addr(), Currency: []string{"EUR", "GBP"}[r.intn(2)], Items: items}}
+		payloads := []events.Payload{events.OrderPlaced{Customer: events.Customer{ID: fmt.Sprintf("cus_%d", r.intn(50)), Name: events.Plain("Ada"),
+			Email: events.Plain("ada@example.com")}, ShippingAddress: events.Plain(addr()), Currency: []string{"EUR", "GBP"}[r.intn(2)], Items: items}}
 		for range r.intn(25) {
 			var p events.Payload
-			switch r.intn(9) {
+			switch r.intn(10) {
 			case 0, 1:
 				p = events.OrderItemAdded{Item: item()}
 			case 2:
 				p = events.OrderItemRemoved{SKU: skus[r.intn(len(skus))]}
 			case 3:
-				p = events.ShippingAddressChanged{ShippingAddress: addr()}
+				p = events.ShippingAddressChanged{ShippingAddress: events.Plain(addr())}
 			case 4:
 				p = events.PaymentConfirmed{Amount: int64(r.intn(10000)), Currency: "EUR", Reference: fmt.Sprintf("pay_%d", r.intn(99))}
 			case 5:
@@ -78,21 +113,27 @@ func corpus(t *testing.T) [][]events.Envelope {
 			case 6:
 				p = events.OrderDelivered{}
 			case 7:
-				p = events.OrderCancelled{Reason: "reason " + strconv.Itoa(r.intn(9)), RefundDue: int64(r.intn(5000))}
+				p = events.OrderCancelled{Reason: events.Plain("reason " + strconv.Itoa(r.intn(9))), RefundDue: int64(r.intn(5000))}
 			case 8:
 				p = events.OrderItemAdded{Item: events.LineItem{SKU: "NEW-" + strconv.Itoa(r.intn(99)), Name: "new", Quantity: 1, UnitPrice: 1}}
+			case 9:
+				p = events.PersonalDataErased{ErasureID: fmt.Sprintf("e-%d", r.intn(9)), RequestedAt: base}
 			}
 			payloads = append(payloads, p)
 		}
 		var h []events.Envelope
 		for i, p := range payloads {
-			maxVersion := 0 // the latest
+			maxVersion := -1 // the latest: sealed (below)
 			if r.intn(2) == 0 {
 				maxVersion = 1 // as an older release wrote it, where it can say it
 			}
 			typ, sv, data, err := events.EncodeAt(p, maxVersion)
 			if err != nil {
-				typ, sv, data, err = events.Encode(p)
+				sealed, serr := events.SealAt(p, 0, id, corpusKeys)
+				if serr != nil {
+					t.Fatal(serr)
+				}
+				typ, sv, data, err = events.Encode(sealed)
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -187,6 +228,50 @@ func TestCorpusHoldsBothSchemaVersions(t *testing.T) {
 	}
 	if !seen[1] || !seen[2] {
 		t.Errorf("the corpus holds OrderShipped at schema versions %v, want 1 and 2", seen)
+	}
+}
+
+// Personal data folds plain from the versions that hold it so, sealed from those that seal it, and
+// both show the same order.
+func TestCorpusHoldsPlainAndSealedPersonalData(t *testing.T) {
+	seen := map[int]bool{}
+	for _, h := range corpus(t) {
+		for i, e := range h {
+			if e.Type != events.TypeOrderPlaced && e.Type != events.TypeShippingAddressChanged && e.Type != events.TypeOrderCancelled {
+				continue
+			}
+			seen[e.SchemaVersion] = true
+			p, err := events.DecodeEnvelope(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.SchemaVersion == 1 { // the same fact sealed, as this release writes it
+				sealed, err := events.SealAt(p, 0, e.OrderID, corpusKeys)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, sv, data, err := events.Encode(sealed)
+				if err != nil {
+					t.Fatal(err)
+				}
+				e.SchemaVersion, e.Data = sv, data
+			} else if strings.Contains(string(e.Data), "Ada") {
+				t.Fatalf("%s v%d holds plain text: %s", e.Type, e.SchemaVersion, e.Data)
+			}
+			a, errA := Fold(h[:i+1])
+			b, errB := Fold(append(h[:i:i], e))
+			if errA != nil || errB != nil {
+				t.Fatal(errA, errB)
+			}
+			va, errA := a.View(corpusKeys)
+			vb, errB := b.View(corpusKeys)
+			if errA != nil || errB != nil || !reflect.DeepEqual(va, vb) {
+				t.Fatalf("plain and sealed %s show differently: %+v, %v / %+v, %v", e.Type, va, errA, vb, errB)
+			}
+		}
+	}
+	if !seen[1] || !seen[2] {
+		t.Errorf("the corpus holds personal data at schema versions %v, want 1 and 2", seen)
 	}
 }
 

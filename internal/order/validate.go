@@ -38,7 +38,7 @@ func disallowedControl(r rune) bool {
 	return unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r'
 }
 
-func (v *validator) customer(field string, c events.Customer) {
+func (v *validator) customer(field string, c Customer) {
 	v.text(field+".id", c.ID, true, MaxTextLen)
 	v.text(field+".name", c.Name, true, MaxTextLen)
 	v.text(field+".email", c.Email, true, MaxTextLen)

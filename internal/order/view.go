@@ -6,32 +6,69 @@ import (
 )
 
 // View is the state in its API shape (pkg/api), as the command API answers it and the read models
-// store it.
-func (s State) View() api.Order {
-	o := api.Order{ID: s.ID, Version: s.Version, Status: string(s.Status), Currency: s.Currency, Total: s.Total,
-		Items: s.Items, Customer: s.Customer, ShippingAddress: s.ShippingAddress, PlacedAt: s.PlacedAt, UpdatedAt: s.UpdatedAt}
-	if o.Items == nil {
-		o.Items = []events.LineItem{}
+// store it. Sealed personal fields are opened with o (nil will do for a state without any); a field
+// whose key is gone is null, and so is every field of an erased order, which then says
+// personal_data "erased". An error means a sealed field could not be read (o failed, or its data does
+// not authenticate): nothing is shown rather than a guess.
+func (s State) View(o events.Opener) (api.Order, error) {
+	v := api.Order{ID: s.ID, Version: s.Version, Status: string(s.Status), Currency: s.Currency, Total: s.Total,
+		Items: s.Items, PlacedAt: s.PlacedAt, UpdatedAt: s.UpdatedAt}
+	if v.Items == nil {
+		v.Items = []events.LineItem{}
+	}
+	erased := s.Erased
+	text := func(p events.Personal[string], field string) (*string, error) {
+		t, ok, err := events.Open(p, o, events.AssociatedData(s.ID, field))
+		if err != nil || !ok {
+			erased = erased || (err == nil && !p.Absent())
+			return nil, err
+		}
+		return &t, nil
+	}
+	var err error
+	v.Customer.ID = s.Customer.ID
+	if v.Customer.Name, err = text(s.Customer.Name, events.FieldCustomerName); err != nil {
+		return api.Order{}, err
+	}
+	if v.Customer.Email, err = text(s.Customer.Email, events.FieldCustomerEmail); err != nil {
+		return api.Order{}, err
+	}
+	a, ok, err := events.Open(s.ShippingAddress, o, events.AssociatedData(s.ID, events.FieldShippingAddress))
+	if err != nil {
+		return api.Order{}, err
+	}
+	if ok {
+		v.ShippingAddress = &a
+	} else if !s.ShippingAddress.Absent() {
+		erased = true
 	}
 	if s.PaymentReference != "" {
-		o.Payment = &api.Payment{Amount: s.PaidAmount, Reference: s.PaymentReference}
+		v.Payment = &api.Payment{Amount: s.PaidAmount, Reference: s.PaymentReference}
 	}
 	if len(s.Parcels) > 0 {
 		// The API's shipment has one tracking number: the commands record one parcel per shipment.
-		o.Shipment = &api.Shipment{Carrier: s.Carrier, TrackingNumber: s.Parcels[0].TrackingNumber}
+		v.Shipment = &api.Shipment{Carrier: s.Carrier, TrackingNumber: s.Parcels[0].TrackingNumber}
 	}
 	if s.Status == StatusCancelled {
-		o.Cancellation = &api.Cancellation{Reason: s.CancelReason, RefundDue: s.RefundDue}
+		v.Cancellation = &api.Cancellation{RefundDue: s.RefundDue}
+		if v.Cancellation.Reason, err = text(s.CancelReason, events.FieldCancellationReason); err != nil {
+			return api.Order{}, err
+		}
 	}
-	return o
+	if erased {
+		v.PersonalData = api.PersonalDataErased
+	}
+	return v, nil
 }
 
 // FromView is the inverse of View: it rebuilds the folded state from an order's API shape (the read
-// models keep orders in this shape and evolve them further with each new event).
+// models keep orders in this shape and evolve them further with each new event). Its personal fields
+// come back in plain text, or absent where the view has null.
 func FromView(o api.Order) State {
-	s := State{ID: o.ID, Version: o.Version, Status: Status(o.Status), Customer: o.Customer,
-		ShippingAddress: o.ShippingAddress, Currency: o.Currency, Items: o.Items, Total: o.Total,
-		PlacedAt: o.PlacedAt, UpdatedAt: o.UpdatedAt}
+	s := State{ID: o.ID, Version: o.Version, Status: Status(o.Status), Currency: o.Currency, Items: o.Items, Total: o.Total,
+		PlacedAt: o.PlacedAt, UpdatedAt: o.UpdatedAt, Erased: o.PersonalData == api.PersonalDataErased}
+	s.Customer = events.Customer{ID: o.Customer.ID, Name: plainOrAbsent(o.Customer.Name), Email: plainOrAbsent(o.Customer.Email)}
+	s.ShippingAddress = plainOrAbsent(o.ShippingAddress)
 	if len(s.Items) == 0 {
 		s.Items = nil
 	}
@@ -42,9 +79,16 @@ func FromView(o api.Order) State {
 		s.Carrier, s.Parcels = o.Shipment.Carrier, []events.Parcel{{TrackingNumber: o.Shipment.TrackingNumber}}
 	}
 	if o.Cancellation != nil {
-		s.CancelReason, s.RefundDue = o.Cancellation.Reason, o.Cancellation.RefundDue
+		s.CancelReason, s.RefundDue = plainOrAbsent(o.Cancellation.Reason), o.Cancellation.RefundDue
 	}
 	return s
+}
+
+func plainOrAbsent[T any](v *T) events.Personal[T] {
+	if v == nil {
+		return events.Personal[T]{}
+	}
+	return events.Plain(*v)
 }
 
 // FromViews is FromView of every order of a read model's answer, by id.

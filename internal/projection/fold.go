@@ -2,11 +2,14 @@ package projection
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
 
 	"github.com/orders-oss/orders/internal/order"
+	"github.com/orders-oss/orders/pkg/api"
+	"github.com/orders-oss/orders/pkg/events"
 )
 
 // The one batch fold both read models share: group a batch by order, classify each event against the
@@ -122,3 +125,43 @@ func (f *Fold) Stale(c Change) { f.Result.Duplicates += c.Events }
 
 // Refused records that the read model refused to store c: the runtime parks the order.
 func (f *Fold) Refused(c Change, why error) { f.Result.Failed[c.State.ID] = why }
+
+// Keys open the personal data the folded states hold sealed (a *pii.Keyring): the read models hold it
+// in plain text, to serve and search it, until it is erased.
+type Keys interface {
+	Opener(ctx context.Context, keyIDs []string) (events.Opener, error)
+}
+
+// Views returns the changed orders in their API shape, what a read model stores, with their personal
+// data opened with keys (read once for the whole batch); data whose key is gone shows as erased. A
+// change whose data cannot be opened (it does not authenticate) is refused, and dropped from Changes;
+// a failure to read the keys fails the batch.
+func (f *Fold) Views(ctx context.Context, keys Keys) ([]api.Order, error) {
+	var ids []string
+	for _, c := range f.Changes {
+		ids = append(ids, c.State.KeyIDs()...)
+	}
+	var o events.Opener
+	if len(ids) > 0 {
+		if keys == nil {
+			return nil, errors.New("sealed personal data, and no data keys configured")
+		}
+		var err error
+		if o, err = keys.Opener(ctx, ids); err != nil {
+			return nil, err
+		}
+	}
+	docs := make([]api.Order, 0, len(f.Changes))
+	kept := f.Changes[:0]
+	for _, c := range f.Changes {
+		v, err := c.State.View(o)
+		if err != nil {
+			f.Refused(c, fmt.Errorf("order %s at version %d: %w", c.State.ID, c.State.Version, err))
+			continue
+		}
+		docs = append(docs, v)
+		kept = append(kept, c)
+	}
+	f.Changes = kept
+	return docs, nil
+}

@@ -33,6 +33,8 @@ type Projector struct {
 	// Auth authenticates the operator endpoint (replay needs the admin role); health and metrics
 	// stay open.
 	Auth httpserver.Auth
+	// Background, when set, runs beside the consume loop until ctx ends (Run waits for it to return).
+	Background func(ctx context.Context)
 }
 
 type opened struct {
@@ -69,6 +71,11 @@ func (p Projector) Run(ctx context.Context, listen httpserver.Listen) error {
 		}})
 	Routes(srv.Echo, &live, auth.Require(auth.ReplayParked))
 	return srv.RunWith(ctx, listen, func(ctx context.Context) error {
+		if p.Background != nil {
+			done := make(chan struct{})
+			go func() { defer close(done); p.Background(ctx) }()
+			defer func() { <-done }()
+		}
 		m, err := WaitFor(ctx, log, p.Waits, func() (opened, error) {
 			h, parking, err := p.Open(ctx)
 			return opened{h, parking}, err

@@ -12,7 +12,6 @@ import (
 
 	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/internal/projection"
-	"github.com/orders-oss/orders/pkg/api"
 )
 
 // Handler is projector-orders' projection.Handler: for each batch, in ONE transaction, it reads the
@@ -30,6 +29,9 @@ type Handler struct {
 	// OnGeneration, when set, is told the generation each batch writes (the live projector moves its
 	// parking along when a swap changed it: Parking.Use).
 	OnGeneration func(gen int)
+	// Keys open the personal data the events hold sealed (the table holds it in plain text until it is
+	// erased).
+	Keys projection.Keys
 }
 
 // target returns the generation this batch writes, inside tx.
@@ -68,9 +70,9 @@ func (h Handler) Apply(ctx context.Context, batch []projection.Event, ends []pro
 		if err != nil {
 			return err
 		}
-		docs := make([]api.Order, len(fold.Changes))
-		for i, c := range fold.Changes {
-			docs[i] = c.State.View()
+		docs, err := fold.Views(ctx, h.Keys)
+		if err != nil {
+			return err
 		}
 		written, err := Upsert(ctx, tx, gen, docs, positions)
 		if err != nil {

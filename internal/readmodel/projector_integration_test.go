@@ -24,8 +24,8 @@ import (
 	"github.com/orders-oss/orders/pkg/events"
 )
 
-var placed = events.OrderPlaced{Customer: events.Customer{ID: "c-1", Name: "Ada Lovelace", Email: "ada@example.com"},
-	ShippingAddress: events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"}, Currency: "EUR",
+var placed = events.OrderPlaced{Customer: events.Customer{ID: "c-1", Name: events.Plain("Ada Lovelace"), Email: events.Plain("ada@example.com")},
+	ShippingAddress: events.Plain(events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"}), Currency: "EUR",
 	Items: []events.LineItem{{SKU: "BK-1", Name: "Notes", Quantity: 2, UnitPrice: 1999}}}
 
 func history(t *testing.T, id string, payloads ...events.Payload) ([]projection.Event, []events.Envelope) {
@@ -33,6 +33,8 @@ func history(t *testing.T, id string, payloads ...events.Payload) ([]projection.
 	var evs []projection.Event
 	var envs []events.Envelope
 	for i, p := range payloads {
+		// Sealed with the test keys, as the command service writes it; the handlers open it with them.
+		p = sealed(t, id, p)
 		typ, sv, data, err := events.Encode(p)
 		if err != nil {
 			t.Fatal(err)
@@ -92,11 +94,11 @@ func TestApplyFoldsIdempotentlyAndRefusesGaps(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool, gen := newModel(t)
-	h := readmodel.Handler{Pool: pool, Generation: gen}
+	h := readmodel.Handler{Pool: pool, Generation: gen, Keys: projectiontest.Keys}
 	a, b := uuid.NewString(), uuid.NewString()
 	aEvents, aEnvs := history(t, a, placed, events.OrderItemAdded{Item: events.LineItem{SKU: "PEN-2", Name: "Pen", Quantity: 3, UnitPrice: 250}},
 		events.PaymentConfirmed{Amount: 4748, Currency: "EUR", Reference: "pay-1"}, events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: "JD0001"}}})
-	bEvents, _ := history(t, b, placed, events.PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "pay-2"}, events.OrderCancelled{Reason: "late"})
+	bEvents, _ := history(t, b, placed, events.PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "pay-2"}, events.OrderCancelled{Reason: events.Plain("late")})
 
 	ends := []projection.Position{{Topic: "t", Partition: 0, Next: 10}, {Topic: "t", Partition: 2, Next: 4}}
 	res, err := h.Apply(ctx, []projection.Event{aEvents[0], bEvents[0], aEvents[1]}, ends)
@@ -134,7 +136,7 @@ func TestApplyFoldsIdempotentlyAndRefusesGaps(t *testing.T) {
 		t.Fatalf("gap batch = %+v, %v; want b failed with a GapError", res, err)
 	}
 	docs := current(t, pool, gen, a, b)
-	wantA, _ := order.Fold(aEnvs)
+	wantA := projectiontest.Fold(t, aEnvs)
 	if got := order.FromView(docs[a]); !reflect.DeepEqual(got, wantA) {
 		t.Errorf("row of a = %+v, want the fold %+v", got, wantA)
 	}
@@ -162,11 +164,11 @@ func TestApplyParksOnlyTheOrderPostgresRefuses(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool, gen := newModel(t)
-	h := readmodel.Handler{Pool: pool, Generation: gen}
+	h := readmodel.Handler{Pool: pool, Generation: gen, Keys: projectiontest.Keys}
 	good, bad := uuid.NewString(), uuid.NewString()
 	goodEvents, _ := history(t, good, placed)
 	nul := placed
-	nul.Customer.Name = "Ada\x00Lovelace" // jsonb cannot store NUL: Postgres refuses the row
+	nul.Customer.Name = events.Plain("Ada\x00Lovelace") // jsonb cannot store NUL: Postgres refuses the row
 	badEvents, _ := history(t, bad, nul)
 	res, err := h.Apply(ctx, []projection.Event{badEvents[0], goodEvents[0]}, []projection.Position{{Topic: "t", Partition: 1, Next: 2}})
 	if err != nil {
@@ -214,7 +216,7 @@ func (e *loopEnv) loop() (*projection.Loop, *kgo.Client) {
 		e.t.Fatal(err)
 	}
 	e.t.Cleanup(cl.Close)
-	return &projection.Loop{Client: cl, Handler: readmodel.Handler{Pool: e.pool, Generation: e.gen}, Parking: e.parking,
+	return &projection.Loop{Client: cl, Handler: readmodel.Handler{Pool: e.pool, Generation: e.gen, Keys: projectiontest.Keys}, Parking: e.parking,
 		Topic: e.topic, Group: e.group, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: e.metrics}, cl
 }
 
@@ -286,7 +288,7 @@ func TestLoopParksPoisonAndIgnoresRedelivery(t *testing.T) {
 	_, aEnvs := history(t, a, placed, events.PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "p"},
 		events.OrderShipped{Carrier: "DHL", Parcels: []events.Parcel{{TrackingNumber: "T1"}}}, events.OrderDelivered{})
 	_, bEnvs := history(t, b, placed)
-	_, cEnvs := history(t, c, placed, events.OrderCancelled{Reason: "r"})
+	_, cEnvs := history(t, c, placed, events.OrderCancelled{Reason: events.Plain("r")})
 	var recs []*kgo.Record
 	for _, env := range aEnvs {
 		recs = append(recs, projectiontest.EnvelopeRecord(t, env))
@@ -302,7 +304,7 @@ func TestLoopParksPoisonAndIgnoresRedelivery(t *testing.T) {
 		return docs[a].Version == 4 && docs[b].Version == 1 && e.parking.IsParked(c)
 	})
 	docs := current(t, e.pool, e.gen, a, b, c)
-	want, _ := order.Fold(aEnvs)
+	want := projectiontest.Fold(t, aEnvs)
 	if got := order.FromView(docs[a]); !reflect.DeepEqual(got, want) {
 		t.Errorf("row of a = %+v, want the fold %+v", got, want)
 	}
@@ -424,4 +426,17 @@ func TestParkedForAnUnknownSchemaFlowsAfterTheUpgrade(t *testing.T) {
 	if restarted.IsParked(x) {
 		t.Error("the order is still in the parked set")
 	}
+}
+
+// sealed is p with its personal data sealed with projectiontest.Keys.
+func sealed(t *testing.T, id string, p events.Payload) events.Payload {
+	t.Helper()
+	key, err := projectiontest.Keys.Sealer(context.Background(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = events.SealAt(p, 0, id, key); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

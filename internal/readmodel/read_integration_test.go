@@ -29,11 +29,13 @@ func upsert(t *testing.T, pool *pgxpool.Pool, gen int, orders ...api.Order) {
 	}
 }
 
+func ptr[T any](v T) *T { return &v }
+
 func readOrder(n int, version int64, placed time.Time) api.Order {
 	return api.Order{ID: fmt.Sprintf("01936f3e-0000-7000-8000-%012d", n), Version: version, Status: "placed", Currency: "EUR", Total: 500,
 		Items:           []events.LineItem{{SKU: "A", Name: "a", Quantity: 1, UnitPrice: 500}},
-		Customer:        events.Customer{ID: "cus_1", Name: "Ada", Email: "ada@example.com"},
-		ShippingAddress: events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"},
+		Customer:        api.Customer{ID: "cus_1", Name: ptr("Ada"), Email: ptr("ada@example.com")},
+		ShippingAddress: &events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"},
 		PlacedAt:        placed, UpdatedAt: placed}
 }
 

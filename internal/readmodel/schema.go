@@ -8,7 +8,8 @@
 //
 // Each generation holds:
 //   - orders: one row per order with the columns the read API filters and sorts on, the order's
-//     version, and doc, the order in the API's JSON shape (what GET /orders/{id} returns);
+//     version, and doc, the order in the API's JSON shape (what GET /orders/{id} returns), personal
+//     data in plain text (customer_name, customer_email, and in doc) until it is erased: NULL then;
 //   - order_lines: the order's items, one row per line (sku lookups);
 //   - positions: per topic partition, the next offset to read, written in the same transaction as the
 //     rows (what a rebuild compares to decide it has caught up);
@@ -117,8 +118,8 @@ CREATE TABLE IF NOT EXISTS %[1]s.orders (
 	version bigint NOT NULL CHECK (version > 0),
 	status text NOT NULL,
 	customer_id text NOT NULL,
-	customer_name text NOT NULL,
-	customer_email text NOT NULL,
+	customer_name text,
+	customer_email text,
 	currency text NOT NULL,
 	total bigint NOT NULL,
 	item_count int NOT NULL,
@@ -129,6 +130,8 @@ CREATE TABLE IF NOT EXISTS %[1]s.orders (
 	projected_at timestamptz NOT NULL DEFAULT clock_timestamp(),
 	doc jsonb NOT NULL
 );
+-- NULL once the customer's personal data is erased (a generation made by an older release had them NOT NULL).
+ALTER TABLE %[1]s.orders ALTER COLUMN customer_name DROP NOT NULL, ALTER COLUMN customer_email DROP NOT NULL;
 CREATE INDEX IF NOT EXISTS orders_placed_at ON %[1]s.orders (placed_at, id);
 CREATE INDEX IF NOT EXISTS orders_status_placed_at ON %[1]s.orders (status, placed_at, id);
 CREATE INDEX IF NOT EXISTS orders_customer_placed_at ON %[1]s.orders (customer_id, placed_at, id);

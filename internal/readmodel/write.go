@@ -83,7 +83,8 @@ func Upsert(ctx context.Context, tx pgx.Tx, gen int, orders []api.Order, positio
 	schema := Schema(gen)
 	if len(orders) > 0 {
 		n := len(orders)
-		ids, statuses, cids, cnames, cemails, curs := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		ids, statuses, cids, curs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		cnames, cemails := make([]*string, n), make([]*string, n) // NULL once erased
 		carriers, tracking, docs := make([]string, n), make([]string, n), make([]string, n)
 		versions, totals := make([]int64, n), make([]int64, n)
 		items := make([]int32, n)

@@ -35,6 +35,7 @@ type generation interface {
 
 type ordersGeneration struct {
 	pool     *pgxpool.Pool
+	keys     projection.Keys
 	from, to int
 	park     *readmodel.Parking
 }
@@ -42,7 +43,7 @@ type ordersGeneration struct {
 func (g *ordersGeneration) name() string     { return readmodel.Schema(g.to) }
 func (g *ordersGeneration) previous() string { return readmodel.Schema(g.from) }
 func (g *ordersGeneration) handler() projection.Handler {
-	return readmodel.Handler{Pool: g.pool, Generation: g.to}
+	return readmodel.Handler{Pool: g.pool, Generation: g.to, Keys: g.keys}
 }
 func (g *ordersGeneration) parking() projection.Parking { return g.park }
 func (g *ordersGeneration) swap(ctx context.Context) (bool, error) {
@@ -61,7 +62,7 @@ func (g *ordersGeneration) abandon(ctx context.Context) error {
 	return readmodel.Drop(ctx, g.pool, g.to)
 }
 
-func prepareOrders(ctx context.Context, pool *pgxpool.Pool) (*ordersGeneration, error) {
+func prepareOrders(ctx context.Context, pool *pgxpool.Pool, keys projection.Keys) (*ordersGeneration, error) {
 	live, err := readmodel.Live(ctx, pool)
 	if err != nil {
 		return nil, err
@@ -74,12 +75,13 @@ func prepareOrders(ctx context.Context, pool *pgxpool.Pool) (*ordersGeneration, 
 	if err != nil {
 		return nil, err
 	}
-	return &ordersGeneration{pool: pool, from: live, to: to, park: park}, nil
+	return &ordersGeneration{pool: pool, keys: keys, from: live, to: to, park: park}, nil
 }
 
 // --- search: index generations
 
 type searchGeneration struct {
+	keys     projection.Keys
 	live     *searchindex.Index // through the alias
 	from, to string
 	ix       *searchindex.Index // the new index, by name
@@ -92,7 +94,7 @@ type searchGeneration struct {
 func (g *searchGeneration) name() string     { return g.to }
 func (g *searchGeneration) previous() string { return g.from }
 func (g *searchGeneration) handler() projection.Handler {
-	return searchindex.Handler{Index: g.ix}
+	return searchindex.Handler{Index: g.ix, Keys: g.keys}
 }
 func (g *searchGeneration) parking() projection.Parking { return g.park }
 func (g *searchGeneration) swap(ctx context.Context) (bool, error) {
@@ -123,7 +125,7 @@ func (g *searchGeneration) abandon(ctx context.Context) error {
 	return g.live.DeleteIndex(ctx, g.parkName)
 }
 
-func prepareSearch(ctx context.Context, osc *opensearch.Client, alias, liveGroup, topic string) (*searchGeneration, error) {
+func prepareSearch(ctx context.Context, osc *opensearch.Client, keys projection.Keys, alias, liveGroup, topic string) (*searchGeneration, error) {
 	live := searchindex.New(osc, alias)
 	targets, err := live.Targets(ctx)
 	if err != nil {
@@ -148,7 +150,7 @@ func prepareSearch(ctx context.Context, osc *opensearch.Client, alias, liveGroup
 	if err != nil {
 		return nil, err
 	}
-	return &searchGeneration{live: live, from: targets[0], to: to, ix: searchindex.New(osc, to), park: park,
+	return &searchGeneration{keys: keys, live: live, from: targets[0], to: to, ix: searchindex.New(osc, to), park: park,
 		liveGrp: liveGroup, topic: topic, parkName: parkName}, nil
 }
 
@@ -196,7 +198,7 @@ func prepareInPlace(ctx context.Context, c Clients, o Options, adm *kadm.Client,
 		if err != nil {
 			return nil, err
 		}
-		g = &inPlaceGeneration{label: readmodel.Schema(live) + " (in place)", h: readmodel.Handler{Pool: c.Pool, Generation: live}, park: park}
+		g = &inPlaceGeneration{label: readmodel.Schema(live) + " (in place)", h: readmodel.Handler{Pool: c.Pool, Generation: live, Keys: c.Keys}, park: park}
 	} else {
 		live := searchindex.New(c.OpenSearch, o.Alias)
 		index, err := live.Recreate(ctx)
@@ -211,7 +213,7 @@ func prepareInPlace(ctx context.Context, c Clients, o Options, adm *kadm.Client,
 		if err != nil {
 			return nil, err
 		}
-		g = &inPlaceGeneration{label: index + " (in place)", h: searchindex.Handler{Index: live}, park: park}
+		g = &inPlaceGeneration{label: index + " (in place)", h: searchindex.Handler{Index: live, Keys: c.Keys}, park: park}
 	}
 	committed, err := adm.CommitOffsets(ctx, group, starts.Offsets())
 	if err == nil {

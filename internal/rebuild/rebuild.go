@@ -62,6 +62,9 @@ type Clients struct {
 	Pool *pgxpool.Pool
 	// OpenSearch holds the search read model.
 	OpenSearch *opensearch.Client
+	// Keys open the personal data the events hold sealed, for the read models and verify (a
+	// *pii.Keyring on the owner's pool).
+	Keys projection.Keys
 }
 
 // Options of a rebuild.
@@ -193,9 +196,9 @@ func Rebuild(ctx context.Context, c Clients, o Options, p Progress) (Result, err
 	if o.InPlace {
 		gen, err = prepareInPlace(ctx, c, o, adm, starts)
 	} else if o.Target == Orders {
-		gen, err = prepareOrders(ctx, c.Pool)
+		gen, err = prepareOrders(ctx, c.Pool, c.Keys)
 	} else {
-		gen, err = prepareSearch(ctx, c.OpenSearch, o.Alias, o.LiveGroup, o.Topic)
+		gen, err = prepareSearch(ctx, c.OpenSearch, c.Keys, o.Alias, o.LiveGroup, o.Topic)
 	}
 	if err != nil {
 		return res, err

@@ -27,6 +27,7 @@ import (
 	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/order"
+	"github.com/orders-oss/orders/internal/pii"
 	"github.com/orders-oss/orders/internal/projection"
 	"github.com/orders-oss/orders/internal/readmodel"
 	"github.com/orders-oss/orders/internal/rebuild"
@@ -47,6 +48,7 @@ type liveStack struct {
 	alias    string
 	index    string // the first index behind the alias
 	commands *command.Service
+	keys     *pii.Keyring
 	groups   map[rebuild.Target]string // the live projectors' consumer groups
 }
 
@@ -68,8 +70,9 @@ func newLiveStack(t *testing.T) *liveStack {
 	if _, err := readmodel.Ensure(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
+	keys := testenv.Keyring(t, pool)
 	s := &liveStack{t: t, pool: pool, brokers: testenv.KafkaBrokers(t), topic: testenv.Topic(t, 3), osc: testenv.OpenSearch(t),
-		commands: &command.Service{Store: eventstore.New(pool), MaxRetries: 5}}
+		commands: &command.Service{Store: eventstore.New(pool), Keys: keys, MaxRetries: 5}, keys: keys}
 	prefix := testenv.IndexPrefix(t)
 	s.alias, s.index = prefix+"-orders", prefix+"-orders-v1"
 	if err := searchindex.New(s.osc, s.alias).Ensure(ctx, s.index); err != nil {
@@ -113,8 +116,8 @@ func (s *liveStack) startProjectors() (stop func()) {
 	var wg sync.WaitGroup
 	var clients []*kgo.Client
 	for _, l := range []*projection.Loop{
-		{Handler: readmodel.Handler{Pool: s.pool, OnGeneration: tpark.Use}, Parking: tpark, Group: s.groups[rebuild.Orders]},
-		{Handler: searchindex.Handler{Index: searchindex.New(s.osc, s.alias)}, Parking: spark, Group: s.groups[rebuild.Search], GapGrace: 10 * time.Second},
+		{Handler: readmodel.Handler{Pool: s.pool, OnGeneration: tpark.Use, Keys: s.keys}, Parking: tpark, Group: s.groups[rebuild.Orders]},
+		{Handler: searchindex.Handler{Index: searchindex.New(s.osc, s.alias), Keys: s.keys}, Parking: spark, Group: s.groups[rebuild.Search], GapGrace: 10 * time.Second},
 	} {
 		cl, err := kgo.NewClient(projection.ConsumerOptions(s.brokers, s.topic, l.Group)...)
 		if err != nil {
@@ -143,7 +146,7 @@ func (s *liveStack) startProjectors() (stop func()) {
 func (s *liveStack) shipOrder(i int) (string, error) {
 	ctx := context.Background()
 	placed, err := s.commands.Place(ctx, testActor, events.Metadata{Actor: "test"}, order.PlaceOrder{
-		Customer:        events.Customer{ID: fmt.Sprintf("cus_%d", i%50), Name: fmt.Sprintf("Customer %d", i), Email: fmt.Sprintf("c%d@example.com", i)},
+		Customer:        order.Customer{ID: fmt.Sprintf("cus_%d", i%50), Name: fmt.Sprintf("Customer %d", i), Email: fmt.Sprintf("c%d@example.com", i)},
 		ShippingAddress: events.Address{Name: "A", Line1: "1 St", City: "London", PostalCode: "N1", Country: "GB"},
 		Currency:        "EUR",
 		Items:           []events.LineItem{{SKU: fmt.Sprintf("BK-%d", i%7), Name: "Notes", Quantity: 2, UnitPrice: 1999}},
@@ -192,7 +195,7 @@ func (r *recorder) String() string {
 }
 
 func (s *liveStack) clients() rebuild.Clients {
-	return rebuild.Clients{Brokers: s.brokers, Pool: s.pool, OpenSearch: s.osc}
+	return rebuild.Clients{Brokers: s.brokers, Pool: s.pool, OpenSearch: s.osc, Keys: s.keys}
 }
 
 // rebuild rebuilds target with the CLI's defaults (catch-up lag 1,000).
@@ -268,7 +271,8 @@ func TestRebuildUnderLoadVerifiesClean(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := docs[id]
-		d.Customer.Name = "Mallory"
+		mallory := "Mallory"
+		d.Customer.Name = &mallory
 		body, _ := json.Marshal(d)
 		res, err := opensearchapi.IndexRequest{Index: s.index, DocumentID: id, Body: bytes.NewReader(body), Refresh: "true"}.Do(ctx, s.osc)
 		if err != nil || res.IsError() {

@@ -33,7 +33,7 @@ func TestV1EventIsReadAsV2Everywhere(t *testing.T) {
 	// Another order, paid, then shipped by an older release: a v1 event and its outbox row, inserted
 	// as that release's append did.
 	placed, err := s.commands.Place(ctx, testActor, events.Metadata{Actor: "test"}, order.PlaceOrder{
-		Customer:        events.Customer{ID: "cus_old", Name: "Old Release", Email: "old@example.com"},
+		Customer:        order.Customer{ID: "cus_old", Name: "Old Release", Email: "old@example.com"},
 		ShippingAddress: events.Address{Name: "A", Line1: "1 St", City: "London", PostalCode: "N1", Country: "GB"},
 		Currency:        "EUR", Items: []events.LineItem{{SKU: "BK-1", Name: "Notes", Quantity: 1, UnitPrice: 500}},
 	}, nil)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/order"
+	"github.com/orders-oss/orders/internal/projection"
 	"github.com/orders-oss/orders/internal/readmodel"
 	"github.com/orders-oss/orders/internal/searchindex"
 	"github.com/orders-oss/orders/pkg/api"
@@ -52,6 +53,27 @@ func OpenModel(ctx context.Context, c Clients, target Target, alias string) (Mod
 	}
 	_, err := ParseTarget(string(target))
 	return nil, err
+}
+
+// viewsOf returns the API shape of the states of ids, personal data opened with keys (one read of
+// the keys for them all).
+func viewsOf(ctx context.Context, keys projection.Keys, states map[string]order.State, ids []string) (map[string]api.Order, error) {
+	f := projection.Fold{Result: projection.Result{Failed: map[string]error{}}}
+	for _, id := range ids {
+		f.Changes = append(f.Changes, projection.Change{State: states[id]})
+	}
+	docs, err := f.Views(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	for id, why := range f.Result.Failed {
+		return nil, fmt.Errorf("order %s: %w", id, why)
+	}
+	out := make(map[string]api.Order, len(docs))
+	for _, d := range docs {
+		out[d.ID] = d
+	}
+	return out, nil
 }
 
 // tableModel is the live generation of the Postgres read model.
@@ -137,15 +159,16 @@ func VerifyTarget(ctx context.Context, c Clients, target Target, alias string, p
 	if err != nil {
 		return Report{Target: target}, err
 	}
-	r, err := Verify(ctx, eventstore.New(c.Pool), model, p)
+	r, err := Verify(ctx, eventstore.New(c.Pool), model, c.Keys, p)
 	r.Target = target
 	return r, err
 }
 
 // Verify folds every order from the event store with the domain's own evolve and compares it with the
 // read model: each order that is missing, extra, at another version or with other fields is a
-// Difference. An error means the comparison could not be made, not that the model differs.
-func Verify(ctx context.Context, src Source, model Model, p Progress) (Report, error) {
+// Difference. Personal data is compared opened with keys (the read models hold it in plain text, or
+// null once erased). An error means the comparison could not be made, not that the model differs.
+func Verify(ctx context.Context, src Source, model Model, keys projection.Keys, p Progress) (Report, error) {
 	p = orDiscard(p)
 	r := Report{Differences: []Difference{}}
 
@@ -190,8 +213,12 @@ func Verify(ctx context.Context, src Source, model Model, p Progress) (Report, e
 		if err != nil {
 			return r, err
 		}
+		views, err := viewsOf(ctx, keys, states, chunk)
+		if err != nil {
+			return r, err
+		}
 		for _, id := range chunk {
-			want := states[id].View()
+			want := views[id]
 			got, ok := docs[id]
 			switch {
 			case !ok:

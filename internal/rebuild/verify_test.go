@@ -9,13 +9,18 @@ import (
 	"time"
 
 	"github.com/orders-oss/orders/internal/order"
+	"github.com/orders-oss/orders/internal/pii/piitest"
 	"github.com/orders-oss/orders/internal/rebuild"
 	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/pkg/events"
 )
 
-// memStore is an event store in memory: ReadAll pages by position as the real one does.
-type memStore struct{ evs []events.Envelope }
+// memStore is an event store in memory: ReadAll pages by position as the real one does. Its events
+// hold their personal data sealed with keys.
+type memStore struct {
+	evs  []events.Envelope
+	keys *piitest.Keys
+}
 
 func (m *memStore) LastPosition(context.Context) (int64, error) {
 	if len(m.evs) == 0 {
@@ -37,6 +42,16 @@ func (m *memStore) ReadAll(_ context.Context, after int64, limit int) ([]events.
 // append stores the order's next event.
 func (m *memStore) append(t *testing.T, id string, p events.Payload) {
 	t.Helper()
+	if m.keys == nil {
+		m.keys = piitest.New()
+	}
+	key, err := m.keys.Sealer(context.Background(), "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = events.SealAt(p, 0, id, key); err != nil {
+		t.Fatal(err)
+	}
 	typ, sv, data, err := events.Encode(p)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +81,11 @@ func (m *memStore) fold(t *testing.T, id string, n int) api.Order {
 		}
 		st = order.Evolve(st, e, p)
 	}
-	return st.View()
+	v, err := st.View(m.keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 // memModel is a read model in memory.
@@ -107,8 +126,8 @@ func (p *phases) Advance(n int64)               { p.done[p.names[len(p.names)-1]
 func (p *phases) Message(rebuild.Level, string) {}
 
 var (
-	placed = events.OrderPlaced{Customer: events.Customer{ID: "c", Name: "Ada", Email: "ada@example.com"},
-		ShippingAddress: events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"}, Currency: "EUR",
+	placed = events.OrderPlaced{Customer: events.Customer{ID: "c", Name: events.Plain("Ada"), Email: events.Plain("ada@example.com")},
+		ShippingAddress: events.Plain(events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"}), Currency: "EUR",
 		Items: []events.LineItem{{SKU: "A", Name: "a", Quantity: 1, UnitPrice: 10}}}
 	paid = events.PaymentConfirmed{Amount: 10, Currency: "EUR", Reference: "p"}
 )
@@ -128,11 +147,12 @@ func TestVerifyFindsEveryDifference(t *testing.T) {
 	}
 	model := memModel{same: store.fold(t, same, 0), behind: store.fold(t, behind, 1), changed: store.fold(t, changed, 0), extra: {ID: extra, Version: 1}}
 	c := model[changed]
-	c.Customer.Name = "Mallory"
+	mallory := "Mallory"
+	c.Customer.Name = &mallory
 	model[changed] = c
 
 	p := &phases{}
-	r, err := rebuild.Verify(context.Background(), store, model, p)
+	r, err := rebuild.Verify(context.Background(), store, model, store.keys, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +176,7 @@ func TestVerifyFindsEveryDifference(t *testing.T) {
 	if d := r.Differences[1]; d.StoreVersion != 2 || d.ModelVersion != 1 {
 		t.Errorf("version: store %d, model %d; want 2, 1", d.StoreVersion, d.ModelVersion)
 	}
-	if d := r.Differences[2]; d.Model == nil || d.Store == nil || d.Model.Customer.Name != "Mallory" || d.Store.Customer.Name != "Ada" {
+	if d := r.Differences[2]; d.Model == nil || d.Store == nil || *d.Model.Customer.Name != "Mallory" || *d.Store.Customer.Name != "Ada" {
 		t.Errorf("fields: both shapes wanted, got model %+v, store %+v", d.Model, d.Store)
 	}
 	// The report is what --output json and the console show.
@@ -174,12 +194,12 @@ func TestVerifyCleanModelAndUndecodableEvent(t *testing.T) {
 	store := &memStore{}
 	id := "00000000-0000-4000-8000-000000000001"
 	store.append(t, id, placed)
-	r, err := rebuild.Verify(context.Background(), store, memModel{id: store.fold(t, id, 0)}, nil)
+	r, err := rebuild.Verify(context.Background(), store, memModel{id: store.fold(t, id, 0)}, store.keys, nil)
 	if err != nil || !r.OK() || r.Differences == nil {
 		t.Errorf("Verify of a matching model = %+v, %v; want OK with an empty (not null) list", r, err)
 	}
 	store.evs = append(store.evs, events.Envelope{Position: 2, OrderID: id, Version: 2, Type: "OrderTeleported", SchemaVersion: 1, Data: json.RawMessage(`{}`)})
-	if _, err := rebuild.Verify(context.Background(), store, memModel{}, nil); err == nil || !strings.Contains(err.Error(), "event 2 of order "+id) {
+	if _, err := rebuild.Verify(context.Background(), store, memModel{}, store.keys, nil); err == nil || !strings.Contains(err.Error(), "event 2 of order "+id) {
 		t.Errorf("Verify with an undecodable event = %v, want an error naming it", err)
 	}
 }

@@ -1,7 +1,8 @@
 // Package relay publishes the event store's outbox to Kafka: every committed event reaches the events
 // topic at least once, keyed by order id, in version order per order, and is deleted from the outbox
-// only after the broker acknowledged it. See docs/relay.md for why nothing is skipped and how one
-// publisher at a time is enforced.
+// only after the broker acknowledged it. An event that has a public counterpart (pkg/publicevents)
+// reaches the public topic in the same batch, under the same rules. See docs/relay.md for why nothing
+// is skipped and how one publisher at a time is enforced.
 package relay
 
 import (
@@ -24,6 +25,7 @@ import (
 
 	"github.com/orders-oss/orders/internal/telemetry"
 	"github.com/orders-oss/orders/pkg/events"
+	"github.com/orders-oss/orders/pkg/publicevents"
 )
 
 // ErrProducerBusy: records of an earlier, failed batch are still in the Kafka client's buffer (the
@@ -32,9 +34,12 @@ var ErrProducerBusy = errors.New("earlier records still buffered in the producer
 
 // Config of a Relay.
 type Config struct {
-	Pool           *pgxpool.Pool
-	Client         *kgo.Client // idempotent producer with acks from all in-sync replicas
-	Topic          string
+	Pool   *pgxpool.Pool
+	Client *kgo.Client // idempotent producer with acks from all in-sync replicas
+	Topic  string
+	// PublicTopic, when set, also gets each event's public record (publicevents.From), in the same
+	// batch: the batch is committed only when both topics acknowledged it.
+	PublicTopic    string
 	BatchSize      int
 	ProduceTimeout time.Duration // how long a batch may wait for acks before it is abandoned (not deleted); at most Lease/2
 	// Lease is how long the leader's lease lasts without renewal (see lease.go): a standby takes over a
@@ -173,6 +178,17 @@ func (r *Relay) collect(rows pgx.Rows) (ids []int64, records []*kgo.Record, reco
 		recorded = append(recorded, e.RecordedAt)
 		records = append(records, rec)
 		traceparents = append(traceparents, deref(traceparent))
+		if r.PublicTopic != "" {
+			pub, ok, err := PublicRecord(r.PublicTopic, e)
+			if err != nil {
+				return nil, nil, nil, nil, err
+			}
+			if ok {
+				recorded = append(recorded, e.RecordedAt)
+				records = append(records, pub)
+				traceparents = append(traceparents, deref(traceparent))
+			}
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("read outbox: %w", err)
@@ -204,9 +220,9 @@ func (r *Relay) startSpans(ctx context.Context, records []*kgo.Record, tracepare
 		if !trace.SpanContextFromContext(pctx).IsValid() {
 			continue
 		}
-		sctx, span := telemetry.Tracer().Start(pctx, r.Topic+" publish", trace.WithSpanKind(trace.SpanKindProducer),
+		sctx, span := telemetry.Tracer().Start(pctx, rec.Topic+" publish", trace.WithSpanKind(trace.SpanKindProducer),
 			trace.WithAttributes(semconv.MessagingSystemKafka, semconv.MessagingOperationTypeSend,
-				semconv.MessagingOperationName("publish"), semconv.MessagingDestinationName(r.Topic),
+				semconv.MessagingOperationName("publish"), semconv.MessagingDestinationName(rec.Topic),
 				semconv.MessagingKafkaMessageKey(string(rec.Key)), attribute.String("orders.relay.instance", r.Instance)))
 		telemetry.InjectRecord(sctx, rec)
 		spans[i] = span
@@ -281,6 +297,30 @@ func Record(topic string, e events.Envelope) (*kgo.Record, error) {
 		{Key: "schema_version", Value: []byte(strconv.Itoa(e.SchemaVersion))},
 		{Key: "correlation_id", Value: []byte(e.Metadata.CorrelationID)},
 	}}, nil
+}
+
+// PublicRecord is the public topic's record of an event, when it has one (publicevents.From): key =
+// order id, value = the public event as JSON, headers with its event id, type and schema version. An
+// event this release cannot decode (a type or schema version of a newer release) fails: the batch is
+// not committed, and waits for this relay to be upgraded, rather than leave a hole in the public topic.
+func PublicRecord(topic string, e events.Envelope) (*kgo.Record, bool, error) {
+	p, err := events.DecodeEnvelope(e)
+	if err != nil {
+		return nil, false, fmt.Errorf("event %s of order %s, for the public topic: %w (upgrade the relay)", e.EventID, e.OrderID, err)
+	}
+	pub, ok, err := publicevents.From(e, p)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	value, err := json.Marshal(pub)
+	if err != nil {
+		return nil, false, fmt.Errorf("encode public event %s: %w", pub.EventID, err)
+	}
+	return &kgo.Record{Topic: topic, Key: []byte(e.OrderID), Value: value, Headers: []kgo.RecordHeader{
+		{Key: "event_id", Value: []byte(pub.EventID)},
+		{Key: "type", Value: []byte(pub.Type)},
+		{Key: "schema_version", Value: []byte(strconv.Itoa(pub.SchemaVersion))},
+	}}, true, nil
 }
 
 func b2f(b bool) float64 {

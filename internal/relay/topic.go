@@ -78,3 +78,18 @@ func describe(ctx context.Context, adm *kadm.Client, topic string) (kadm.Resourc
 		}
 	}
 }
+
+// EnsurePublicTopic creates the public topic when it is missing (records kept forever, like the events
+// topic's: a consumer team may replay it from the start). An existing one is left as it is: its
+// retention is the operator's and the consumers' choice, and nothing here reads it back.
+func EnsurePublicTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32, replication int16) error {
+	retention, policy := "-1", "delete"
+	res, err := adm.CreateTopic(ctx, partitions, replication, map[string]*string{"retention.ms": &retention, "cleanup.policy": &policy}, topic)
+	if err == nil {
+		err = res.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	return nil
+}

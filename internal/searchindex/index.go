@@ -24,11 +24,12 @@ import (
 
 // Mapping is the explicit mapping of an orders index: keyword ids, skus and statuses; text with
 // keyword sub-fields for names; dates; amounts as integers. Dynamic fields are refused so a document
-// can never silently grow an unmapped field. One primary shard; a replica on every cluster of two nodes
-// or more (auto_expand_replicas 0-1: a single node, as locally, keeps the index green with none), so
-// that losing a node does not lose the index (docs/scaling.md).
+// can never silently grow an unmapped field. A field added since an index was made is added to it by
+// Ensure (addedFields). One primary shard; a replica on every cluster of two nodes or more
+// (auto_expand_replicas 0-1: a single node, as locally, keeps the index green with none), so that losing
+// a node does not lose the index (docs/scaling.md).
 const Mapping = `{
-  "settings": {"number_of_shards": 1, "auto_expand_replicas": "0-1"},
+  "settings": {"number_of_shards": 1, "auto_expand_replicas": "0-1", "index.merge.policy.expunge_deletes_allowed": 0},
   "mappings": {
     "dynamic": "strict",
     "properties": {
@@ -52,11 +53,20 @@ const Mapping = `{
       "payment": {"properties": {"amount": {"type": "long"}, "reference": {"type": "keyword"}}},
       "shipment": {"properties": {"carrier": {"type": "keyword"}, "tracking_number": {"type": "keyword"}}},
       "cancellation": {"properties": {"reason": {"type": "text"}, "refund_due": {"type": "long"}}},
+      "personal_data": {"type": "keyword"},
       "placed_at": {"type": "date"},
       "updated_at": {"type": "date"}
     }
   }
 }`
+
+// addedFields are the fields Mapping has that an index made by an older release may lack.
+const addedFields = `{"properties": {"personal_data": {"type": "keyword"}}}`
+
+// expungeSettings make ExpungeDeleted merge every segment holding a deleted document (by default
+// OpenSearch leaves segments with fewer than 10% of them), so no replaced version of an erased
+// document stays on disk.
+const expungeSettings = `{"index.merge.policy.expunge_deletes_allowed": 0}`
 
 // Index writes order documents.
 type Index struct {
@@ -81,6 +91,16 @@ func (ix *Index) Ensure(ctx context.Context, index string) error {
 		} else if res.StatusCode == http.StatusBadRequest && !bytes.Contains(body, []byte("resource_already_exists_exception")) {
 			return fmt.Errorf("create index %s: %s", index, body)
 		}
+	}
+	// An index made by an older release lacks the fields added since: adding a field to a mapping is
+	// allowed, and strict mapping would refuse documents that have it.
+	res, err = opensearchapi.IndicesPutMappingRequest{Index: []string{index}, Body: strings.NewReader(addedFields)}.Do(ctx, ix.client)
+	if _, err := check("add new fields to "+index, res, err); err != nil {
+		return err
+	}
+	res, err = opensearchapi.IndicesPutSettingsRequest{Index: []string{index}, Body: strings.NewReader(expungeSettings)}.Do(ctx, ix.client)
+	if _, err := check("set "+index+" to expunge every deleted document", res, err); err != nil {
+		return err
 	}
 	res, err = opensearchapi.IndicesExistsAliasRequest{Name: []string{ix.alias}}.Do(ctx, ix.client)
 	if _, err := check("alias exists", res, err, http.StatusNotFound); err != nil {
@@ -121,7 +141,7 @@ func (ix *Index) Get(ctx context.Context, ids []string) (map[string]api.Order, e
 	}
 	for _, d := range mget.Docs {
 		if len(d.Error) > 0 {
-			return nil, fmt.Errorf("mget %s: %s", d.ID, d.Error)
+			return nil, fmt.Errorf("mget %s: %s", d.ID, errorType(d.Error))
 		}
 		if !d.Found {
 			continue
@@ -190,14 +210,50 @@ func (ix *Index) Write(ctx context.Context, docs []api.Order, refresh bool) (Wri
 		case it.Status == http.StatusConflict:
 			r.Stale[docs[i].ID] = true
 		default:
-			r.Failures[docs[i].ID] = strconv.Itoa(it.Status) + " " + string(it.Error)
+			r.Failures[docs[i].ID] = strconv.Itoa(it.Status) + " " + errorType(it.Error)
 		}
 	}
 	return r, nil
 }
 
+// errorType is what an OpenSearch error says of itself without the data: its type and those of its
+// causes. The reason is left out: OpenSearch quotes the offending document or query in it ("Preview of
+// field's value", a query's text), which may be personal data, and errors end up in logs and parkings.
+func errorType(raw []byte) string {
+	var e struct {
+		Type     string `json:"type"`
+		CausedBy *struct {
+			Type string `json:"type"`
+		} `json:"caused_by"`
+		Error *struct {
+			Type     string `json:"type"`
+			CausedBy *struct {
+				Type string `json:"type"`
+			} `json:"caused_by"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(raw, &e) != nil {
+		return "(an error that is not JSON)"
+	}
+	t, cause := e.Type, ""
+	if e.CausedBy != nil {
+		cause = e.CausedBy.Type
+	}
+	if e.Error != nil {
+		t = e.Error.Type
+		if e.Error.CausedBy != nil {
+			cause = e.Error.CausedBy.Type
+		}
+	}
+	if cause != "" {
+		return t + " (caused by " + cause + ")"
+	}
+	return t
+}
+
 // check turns an opensearch-go answer into an error unless it is 2xx or one of the allowed statuses
-// (opensearch-go returns err == nil for 4xx and 5xx), and returns the body.
+// (opensearch-go returns err == nil for 4xx and 5xx), and returns the body. The error names the
+// error's type, never its reason (errorType).
 func check(what string, res *opensearchapi.Response, err error, allowed ...int) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
@@ -213,16 +269,30 @@ func check(what string, res *opensearchapi.Response, err error, allowed ...int) 
 				return raw, nil
 			}
 		}
-		return raw, fmt.Errorf("%s: %s: %s", what, res.Status(), truncate(raw, 500))
+		return raw, fmt.Errorf("%s: %s: %s", what, res.Status(), errorType(raw))
 	}
 	return raw, nil
 }
 
-func truncate(b []byte, n int) string {
-	if len(b) > n {
-		return string(b[:n]) + "..."
+// ExpungeDeleted removes the replaced and deleted versions of documents from the indices behind the
+// alias: an update leaves the old version on disk (marked deleted) until its segment is merged, and an
+// erasure must not leave personal data there. Refresh (the updates become deletions in segments),
+// merge away the deleted documents, and flush (the translog holds the operations too). OpenSearch keeps
+// a deleted document while its shard's retention lease still covers it, and renews the lease every 30
+// s: versions replaced less than that ago may survive this call (Expunger calls it again later).
+func (ix *Index) ExpungeDeleted(ctx context.Context) error {
+	res, err := opensearchapi.IndicesRefreshRequest{Index: []string{ix.alias}}.Do(ctx, ix.client)
+	if _, err := check("refresh", res, err); err != nil {
+		return err
 	}
-	return string(b)
+	yes := true
+	res, err = opensearchapi.IndicesForcemergeRequest{Index: []string{ix.alias}, OnlyExpungeDeletes: &yes}.Do(ctx, ix.client)
+	if _, err := check("expunge deleted documents", res, err); err != nil {
+		return err
+	}
+	res, err = opensearchapi.IndicesFlushRequest{Index: []string{ix.alias}, Force: &yes}.Do(ctx, ix.client)
+	_, err = check("flush", res, err)
+	return err
 }
 
 // EachID calls fn with the id of every document behind the alias, in id order (after a refresh, so it

@@ -30,7 +30,7 @@ func NewParking(ctx context.Context, client *opensearch.Client, index string) (*
 	if body, err := check("create "+index, res, err, http.StatusBadRequest); err != nil {
 		return nil, err
 	} else if res.StatusCode == http.StatusBadRequest && !bytes.Contains(body, []byte("resource_already_exists_exception")) {
-		return nil, fmt.Errorf("create %s: %s", index, truncate(body, 500))
+		return nil, fmt.Errorf("create %s: %s", index, errorType(body))
 	}
 	return projection.NewParkedSet(ctx, &parkingIndex{client: client, index: index})
 }
@@ -123,7 +123,7 @@ func (p *parkingIndex) Delete(ctx context.Context, _ string, ids []string) error
 		return err
 	}
 	if bytes.Contains(raw, []byte(`"errors":true`)) {
-		return fmt.Errorf("bulk delete: %s", truncate(raw, 300))
+		return fmt.Errorf("bulk delete: %s", errorType(raw))
 	}
 	return nil
 }

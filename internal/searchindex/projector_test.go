@@ -21,7 +21,10 @@ import (
 
 // fakeDocs is an index in memory: Get returns what Write stored, Write refuses versions at or below
 // the stored one (as external versioning does).
-type fakeDocs struct{ docs map[string]api.Order }
+type fakeDocs struct {
+	docs     map[string]api.Order
+	expunged int
+}
 
 func (f *fakeDocs) Get(_ context.Context, ids []string) (map[string]api.Order, error) {
 	out := map[string]api.Order{}
@@ -31,6 +34,11 @@ func (f *fakeDocs) Get(_ context.Context, ids []string) (map[string]api.Order, e
 		}
 	}
 	return out, nil
+}
+
+func (f *fakeDocs) ExpungeDeleted(context.Context) error {
+	f.expunged++
+	return nil
 }
 
 func (f *fakeDocs) Write(_ context.Context, docs []api.Order, _ bool) (searchindex.WriteResult, error) {
@@ -57,7 +65,11 @@ func TestGapGraceHoldsASearchProjectorGap(t *testing.T) {
 		grace      time.Duration
 		wantParked bool
 	}{{time.Hour, false}, {0, true}} {
-		docs := &fakeDocs{docs: map[string]api.Order{id: order.State{ID: id, Version: 1, Status: order.StatusPlaced}.View()}}
+		v, err := order.State{ID: id, Version: 1, Status: order.StatusPlaced}.View(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs := &fakeDocs{docs: map[string]api.Order{id: v}}
 		store := &projectiontest.MemStore{}
 		parking, err := projection.NewParkedSet(context.Background(), store)
 		if err != nil {
@@ -92,5 +104,54 @@ func TestGapGraceHoldsASearchProjectorGap(t *testing.T) {
 		if docs.docs[id].Version != 1 {
 			t.Errorf("GapGrace %s: document at version %d, want 1 (a gap is never applied)", tt.grace, docs.docs[id].Version)
 		}
+	}
+}
+
+// An erasing batch asks for an expunge (OnErase) and does none itself; without OnErase it expunges at
+// once; other batches neither.
+func TestErasingBatchesExpunge(t *testing.T) {
+	ctx := context.Background()
+	id := uuid.NewString()
+	erase := projection.Event{Envelope: events.Envelope{OrderID: id, Version: 2}, Payload: events.PersonalDataErased{ErasureID: "e"}}
+	placed := projection.Event{Envelope: events.Envelope{OrderID: id, Version: 1}, Payload: projectiontest.Placed("c")}
+	for _, tt := range []struct {
+		batch             []projection.Event
+		onErase           bool
+		requests, expunge int
+	}{
+		{[]projection.Event{placed}, true, 0, 0},
+		{[]projection.Event{placed, erase}, true, 1, 0},
+		{[]projection.Event{placed, erase}, false, 0, 1},
+	} {
+		docs := &fakeDocs{docs: map[string]api.Order{}}
+		requests := 0
+		h := searchindex.Handler{Index: docs}
+		if tt.onErase {
+			h.OnErase = func() { requests++ }
+		}
+		if _, err := h.Apply(ctx, tt.batch, nil); err != nil {
+			t.Fatal(err)
+		}
+		if requests != tt.requests || docs.expunged != tt.expunge {
+			t.Errorf("batch of %d events (OnErase %v): %d requests, %d expunges; want %d, %d", len(tt.batch), tt.onErase, requests, docs.expunged, tt.requests, tt.expunge)
+		}
+	}
+}
+
+// The Expunger expunges at each of its delays after a request, once per round however many requests.
+func TestExpunger(t *testing.T) {
+	docs := &fakeDocs{}
+	e := searchindex.NewExpunger(docs, nil)
+	e.After = []time.Duration{10 * time.Millisecond, 30 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.Run(ctx) }()
+	e.Request()
+	e.Request()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	<-done
+	if docs.expunged < 2 || docs.expunged > 4 {
+		t.Errorf("%d expunges after two requests, want the 2 of a round (4 at most if the second request made a second round)", docs.expunged)
 	}
 }

@@ -78,7 +78,7 @@ func (ix *Index) Search(ctx context.Context, req SearchRequest) (SearchResult, e
 		return SearchResult{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	if res.IsError() {
-		return SearchResult{}, fmt.Errorf("%w: %s: %.300s", ErrUnavailable, res.Status(), raw)
+		return SearchResult{}, fmt.Errorf("%w: %s: %s", ErrUnavailable, res.Status(), errorType(raw)) // never the query: it may hold a searched name or email
 	}
 	var sr struct {
 		Hits struct {

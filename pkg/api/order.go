@@ -10,7 +10,9 @@ import (
 	"github.com/orders-oss/orders/pkg/events"
 )
 
-// Order is an order as the APIs show it.
+// Order is an order as the APIs show it. Its personal fields (the customer's name and email, the
+// shipping address, a cancellation's reason) are null once they were erased, and PersonalData then says
+// "erased" (docs/privacy.md).
 type Order struct {
 	ID              string            `json:"id"`
 	Version         int64             `json:"version"`
@@ -18,13 +20,24 @@ type Order struct {
 	Currency        string            `json:"currency"`
 	Total           int64             `json:"total"`
 	Items           []events.LineItem `json:"items"`
-	Customer        events.Customer   `json:"customer"`
-	ShippingAddress events.Address    `json:"shipping_address"`
+	Customer        Customer          `json:"customer"`
+	ShippingAddress *events.Address   `json:"shipping_address"`
+	PersonalData    string            `json:"personal_data,omitempty"`
 	Payment         *Payment          `json:"payment,omitempty"`
 	Shipment        *Shipment         `json:"shipment,omitempty"`
 	Cancellation    *Cancellation     `json:"cancellation,omitempty"`
 	PlacedAt        time.Time         `json:"placed_at"`
 	UpdatedAt       time.Time         `json:"updated_at"`
+}
+
+// PersonalDataErased is Order.PersonalData once the customer's personal data was erased.
+const PersonalDataErased = "erased"
+
+// Customer is who placed the order; Name and Email are nil once erased.
+type Customer struct {
+	ID    string  `json:"id"`
+	Name  *string `json:"name"`
+	Email *string `json:"email"`
 }
 
 // Payment is present once the order is paid.
@@ -39,8 +52,8 @@ type Shipment struct {
 	TrackingNumber string `json:"tracking_number"`
 }
 
-// Cancellation is present once the order is cancelled.
+// Cancellation is present once the order is cancelled; Reason is nil once erased.
 type Cancellation struct {
-	Reason    string `json:"reason"`
-	RefundDue int64  `json:"refund_due"`
+	Reason    *string `json:"reason"`
+	RefundDue int64   `json:"refund_due"`
 }

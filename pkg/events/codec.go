@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // UnknownEventError is returned by Decode (and Encode) for an event type or schema version this code
@@ -34,29 +35,42 @@ var ErrMalformedPayload = errors.New("malformed event payload")
 
 // Encode returns a payload's type name, current schema version and JSON data. Payloads are values
 // (OrderPlaced, not *OrderPlaced): that is what Decode returns and what the domain's Evolve matches.
+// Personal data must be sealed first (SealAt): a type whose current version seals it refuses plain
+// values (ErrUnsealed).
 func Encode(p Payload) (typ string, schemaVersion int, data json.RawMessage, err error) {
-	if p == nil {
-		return "", 0, nil, errors.New("encode event: nil payload")
-	}
-	if reflect.ValueOf(p).Kind() == reflect.Pointer {
-		return "", 0, nil, fmt.Errorf("encode event: payload %T is a pointer, want a value", p)
-	}
-	typ = p.EventType()
-	c, ok := codecOf(typ)
-	if !ok {
-		return "", 0, nil, fmt.Errorf("encode event: %w", &UnknownEventError{Type: typ})
-	}
-	if !c.is(p) {
-		return "", 0, nil, fmt.Errorf("encode %s: payload is a %T", typ, p)
-	}
-	data, err = json.Marshal(p)
+	c, err := payloadCodec(p)
 	if err != nil {
-		return "", 0, nil, fmt.Errorf("encode %s: %w", typ, err)
+		return "", 0, nil, err
 	}
-	return typ, c.version, data, nil
+	data, err = c.encode(p)
+	if err != nil {
+		return "", 0, nil, fmt.Errorf("encode %s: %w", p.EventType(), err)
+	}
+	return p.EventType(), c.version, data, nil
 }
 
-// Decode turns stored data back into its payload, upcasting older schema versions to the current one.
+// payloadCodec returns the codec of a payload's type, refusing what Decode could not give back.
+func payloadCodec(p Payload) (typeCodec, error) {
+	if p == nil {
+		return typeCodec{}, errors.New("encode event: nil payload")
+	}
+	if reflect.ValueOf(p).Kind() == reflect.Pointer {
+		return typeCodec{}, fmt.Errorf("encode event: payload %T is a pointer, want a value", p)
+	}
+	typ := p.EventType()
+	c, ok := codecOf(typ)
+	if !ok {
+		return typeCodec{}, fmt.Errorf("encode event: %w", &UnknownEventError{Type: typ})
+	}
+	if !c.is(p) {
+		return typeCodec{}, fmt.Errorf("encode %s: payload is a %T", typ, p)
+	}
+	return c, nil
+}
+
+// Decode turns stored data back into its payload, bringing older schema versions to the current one.
+// Personal data comes out as the data holds it: sealed (Personal.Sealed) from the versions that seal
+// it, plain from the versions before them; opening it is the reader's step (Open, with an Opener).
 //
 // It is strict, so that corrupt or foreign data is never half-read: an unknown type or version is an
 // *UnknownEventError; data that is not exactly the JSON Encode writes for the type (an unknown,
@@ -66,6 +80,15 @@ func Decode(typ string, schemaVersion int, data json.RawMessage) (Payload, error
 	c, ok := codecOf(typ)
 	if !ok {
 		return nil, &UnknownEventError{Type: typ, SchemaVersion: schemaVersion}
+	}
+	if schemaVersion >= 1 && schemaVersion < c.version {
+		if read := readers[typ][schemaVersion]; read != nil {
+			p, err := read(data)
+			if err != nil {
+				return nil, fmt.Errorf("decode %s v%d: %w", typ, schemaVersion, err)
+			}
+			return p, nil
+		}
 	}
 	data, err := upcast(typ, schemaVersion, c.version, data)
 	if err != nil {
@@ -83,9 +106,13 @@ func DecodeEnvelope(e Envelope) (Payload, error) { return Decode(e.Type, e.Schem
 
 // typeCodec is what the codec knows about one event type.
 type typeCodec struct {
-	version int                           // the current schema version: Encode writes it, upcast targets it
-	is      func(Payload) bool            // whether a payload is of the type's Go type
-	decode  func([]byte) (Payload, error) // strict decoding of current-version data
+	version int                                            // the current schema version: Encode writes it, upcast targets it
+	is      func(Payload) bool                             // whether a payload is of the type's Go type
+	decode  func([]byte) (Payload, error)                  // strict decoding of current-version data
+	encode  func(Payload) ([]byte, error)                  // current-version data of a payload of the type
+	seal    func(Payload, string, Sealer) (Payload, error) // its personal data sealed (nil: it has none)
+	// sealsFrom is the first schema version that seals the type's personal data (0: it has none).
+	sealsFrom int
 }
 
 // codecOf is the one exhaustive list of event types. A new type gets a case here and in allTypes, a
@@ -94,13 +121,14 @@ type typeCodec struct {
 func codecOf(typ string) (typeCodec, bool) {
 	switch typ {
 	case TypeOrderPlaced:
-		return codecFor[OrderPlaced](VersionOrderPlaced), true
+		return sealingCodec(VersionOrderPlaced, 2, decodeOrderPlacedV2, encodeOrderPlacedV2, sealOrderPlaced), true
 	case TypeOrderItemAdded:
 		return codecFor[OrderItemAdded](VersionOrderItemAdded), true
 	case TypeOrderItemRemoved:
 		return codecFor[OrderItemRemoved](VersionOrderItemRemoved), true
 	case TypeShippingAddressChanged:
-		return codecFor[ShippingAddressChanged](VersionShippingAddressChanged), true
+		return sealingCodec(VersionShippingAddressChanged, 2, decodeShippingAddressChangedV2, encodeShippingAddressChangedV2,
+			sealShippingAddressChanged), true
 	case TypePaymentConfirmed:
 		return codecFor[PaymentConfirmed](VersionPaymentConfirmed), true
 	case TypeOrderShipped:
@@ -108,17 +136,39 @@ func codecOf(typ string) (typeCodec, bool) {
 	case TypeOrderDelivered:
 		return codecFor[OrderDelivered](VersionOrderDelivered), true
 	case TypeOrderCancelled:
-		return codecFor[OrderCancelled](VersionOrderCancelled), true
+		return sealingCodec(VersionOrderCancelled, 2, decodeOrderCancelledV2, encodeOrderCancelledV2, sealOrderCancelled), true
+	case TypePersonalDataErased:
+		return codecFor[PersonalDataErased](VersionPersonalDataErased), true
 	}
 	return typeCodec{}, false
 }
 
 // allTypes lists every event type codecOf knows.
 var allTypes = []string{TypeOrderPlaced, TypeOrderItemAdded, TypeOrderItemRemoved, TypeShippingAddressChanged,
-	TypePaymentConfirmed, TypeOrderShipped, TypeOrderDelivered, TypeOrderCancelled}
+	TypePaymentConfirmed, TypeOrderShipped, TypeOrderDelivered, TypeOrderCancelled, TypePersonalDataErased}
 
+// codecFor is the codec of a type without personal data, whose payload is its own JSON.
 func codecFor[T Payload](version int) typeCodec {
-	return typeCodec{version: version, is: isA[T], decode: decodeAs[T]}
+	return typeCodec{version: version, is: isA[T], decode: decodeAs[T], encode: func(p Payload) ([]byte, error) { return json.Marshal(p) }}
+}
+
+// sealingCodec is the codec of a type with personal data, sealed from schema version sealsFrom on: its
+// payload is not its JSON (wire.go has each version's shape).
+func sealingCodec[T Payload](version, sealsFrom int, decode func([]byte) (T, error), encode func(T) ([]byte, error),
+	seal func(T, string, Sealer) (T, error)) typeCodec {
+	return typeCodec{version: version, is: isA[T], sealsFrom: sealsFrom,
+		decode: func(b []byte) (Payload, error) {
+			p, err := decode(b)
+			if err != nil {
+				return nil, err
+			}
+			return p, nil
+		},
+		encode: func(p Payload) ([]byte, error) { return encode(p.(T)) },
+		seal: func(p Payload, orderID string, s Sealer) (Payload, error) {
+			return seal(p.(T), orderID, s)
+		},
+	}
 }
 
 func isA[T Payload](p Payload) bool {
@@ -156,8 +206,9 @@ func decodeStrict[T any](data []byte) (T, error) {
 // the value. It looks at structure only: data must be a valid JSON value followed by anything (the
 // typed decoding checked that first, and the scalars' types).
 //
-// Payloads are plain structs of strings, integers, booleans, structs and slices: checkShape refuses
-// other kinds, so a payload that adds a map or a pointer fails its golden test until this learns it.
+// Payloads are plain structs of strings, integers, booleans, times, structs and slices: checkShape
+// refuses other kinds, so a payload that adds a map or a pointer fails its golden test until this
+// learns it.
 func checkShape(data []byte, t reflect.Type) error {
 	s := shapeScanner{data: data}
 	if err := s.value(t); err != nil {
@@ -202,9 +253,18 @@ func (s *shapeScanner) next() byte {
 	return c
 }
 
+var timeType = reflect.TypeFor[time.Time]()
+
 func (s *shapeScanner) value(t reflect.Type) *shapeError {
 	s.skipSpace()
 	isNull := s.data[s.pos] == 'n'
+	if t == timeType { // an RFC 3339 string (the typed decoding checked it)
+		if isNull {
+			return &shapeError{msg: "must not be null"}
+		}
+		s.skipScalar()
+		return nil
+	}
 	switch t.Kind() {
 	case reflect.Struct:
 		if isNull || s.next() != '{' {

@@ -27,8 +27,8 @@ var update = flag.Bool("update", false, "rewrite the golden files of the current
 // rewritten) holds the same facts, so that upcasting it gives the sample.
 var samples = []Payload{
 	OrderPlaced{
-		Customer:        Customer{ID: "cus_1042", Name: "Ada Lovelace", Email: "ada@example.com"},
-		ShippingAddress: Address{Name: "Ada Lovelace", Line1: "12 Analytical St", Line2: "Flat 3", City: "London", PostalCode: "NW1 6XE", Country: "GB"},
+		Customer:        Customer{ID: "cus_1042", Name: Plain("Ada Lovelace"), Email: Plain("ada@example.com")},
+		ShippingAddress: Plain(Address{Name: "Ada Lovelace", Line1: "12 Analytical St", Line2: "Flat 3", City: "London", PostalCode: "NW1 6XE", Country: "GB"}),
 		Currency:        "EUR",
 		Items: []LineItem{
 			{SKU: "BK-001", Name: "Notes on the Engine", Quantity: 2, UnitPrice: 1999},
@@ -37,11 +37,26 @@ var samples = []Payload{
 	},
 	OrderItemAdded{Item: LineItem{SKU: "PN-7", Name: "Pen", Quantity: 1, UnitPrice: 250}},
 	OrderItemRemoved{SKU: "PN-7"},
-	ShippingAddressChanged{ShippingAddress: Address{Name: "Ada", Line1: "1 Rue", Line2: "Apt 2", City: "Paris", PostalCode: "75001", Country: "FR"}},
+	ShippingAddressChanged{ShippingAddress: Plain(Address{Name: "Ada", Line1: "1 Rue", Line2: "Apt 2", City: "Paris", PostalCode: "75001", Country: "FR"})},
 	PaymentConfirmed{Amount: 3998, Currency: "EUR", Reference: "pay_123"},
 	OrderShipped{Carrier: "DHL", Parcels: []Parcel{{TrackingNumber: "JD014600006281230707"}}},
 	OrderDelivered{},
-	OrderCancelled{Reason: "customer asked", RefundDue: 3998},
+	OrderCancelled{Reason: Plain("customer asked"), RefundDue: 3998},
+	PersonalDataErased{ErasureID: "01936f3e-9000-7000-8000-00000000e1a5", RequestedAt: time.Date(2026, 11, 22, 9, 59, 58, 0, time.UTC)},
+}
+
+// goldenOrder is the order id of every golden file (sealed fields are bound to it).
+const goldenOrder = "01936f3e-0000-7000-8000-000000000001"
+
+// sealedSample is a sample as its current schema version writes it: personal data sealed with the
+// test key (testKeys), the same bytes every run.
+func sealedSample(t testing.TB, p Payload) Payload {
+	t.Helper()
+	sealed, err := SealAt(p, 0, goldenOrder, testKeys)
+	if err != nil {
+		t.Fatalf("SealAt(%s) error = %v", p.EventType(), err)
+	}
+	return sealed
 }
 
 func sample(t *testing.T, typ string) Payload {
@@ -56,15 +71,16 @@ func sample(t *testing.T, typ string) Payload {
 }
 
 func TestGoldenEnvelopes(t *testing.T) {
-	for i, p := range samples {
-		t.Run(p.EventType(), func(t *testing.T) {
+	for i, plain := range samples {
+		t.Run(plain.EventType(), func(t *testing.T) {
+			p := sealedSample(t, plain)
 			typ, sv, data, err := Encode(p)
 			if err != nil {
 				t.Fatalf("Encode(%T) error = %v", p, err)
 			}
 			env := Envelope{
 				Position: int64(100 + i), EventID: uuid.MustParse("01936f3e-8c1a-7cc4-9e0a-6f1d2b3c4d5e"),
-				OrderID: "01936f3e-0000-7000-8000-000000000001", Version: int64(i + 1), Type: typ, SchemaVersion: sv,
+				OrderID: goldenOrder, Version: int64(i + 1), Type: typ, SchemaVersion: sv,
 				OccurredAt: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC), RecordedAt: time.Date(2026, 11, 22, 10, 0, 0, 1000, time.UTC),
 				Data:     data,
 				Metadata: Metadata{CorrelationID: "corr-1", CausationID: "req-1", Actor: "ada", ActorRole: "customer"},
@@ -98,6 +114,10 @@ func TestGoldenEnvelopes(t *testing.T) {
 			}
 			if !reflect.DeepEqual(dp, p) {
 				t.Errorf("DecodeEnvelope(golden) = %#v, want %#v", dp, p)
+			}
+			// Its personal data opens, with the key and the order it was sealed for, to the sample's.
+			if opened := openAll(t, dp, goldenOrder, testKeys); !reflect.DeepEqual(opened, plain) {
+				t.Errorf("the golden file's personal data opens to %v, want the sample's", opened)
 			}
 		})
 	}
@@ -137,8 +157,8 @@ func typeConstants(t *testing.T) []string {
 // files in step: a type missing from any of them fails here.
 func TestEveryTypeIsCovered(t *testing.T) {
 	types := typeConstants(t)
-	if len(types) != 8 {
-		t.Errorf("found %d Type constants in payloads.go, want 8: %v", len(types), types)
+	if len(types) != 9 {
+		t.Errorf("found %d Type constants in payloads.go, want 9: %v", len(types), types)
 	}
 	for _, typ := range types {
 		c, ok := codecOf(typ)
@@ -167,11 +187,11 @@ func TestEveryTypeIsCovered(t *testing.T) {
 			if _, err := os.Stat(goldenPath(typ, v)); err != nil {
 				t.Errorf("%s v%d has no golden file: %v", typ, v, err)
 			}
-			if v < c.version && upcasters[typ][v] == nil {
-				t.Errorf("%s has no upcaster from v%d to v%d", typ, v, v+1)
+			if v < c.version && upcasters[typ][v] == nil && readers[typ][v] == nil {
+				t.Errorf("%s has no upcaster from v%d to v%d, nor a reader of v%d", typ, v, v+1, v)
 			}
-			if v > 1 && downcasters[typ][v] == nil {
-				t.Errorf("%s has no downcaster from v%d to v%d", typ, v, v-1)
+			if v > 1 && downcasters[typ][v] == nil && writers[typ][v-1] == nil {
+				t.Errorf("%s has no downcaster from v%d to v%d, nor a writer of v%d", typ, v, v-1, v-1)
 			}
 		}
 	}
@@ -213,8 +233,10 @@ func goldenFiles(t *testing.T) []golden {
 }
 
 // TestGoldenFilesReadThroughUpcasters reads every golden file, of every schema version, as a consumer
-// does: each decodes, through the upcasters, to the type's sample; and writing the sample at that
-// schema version (EncodeAt, the downcasters) gives the golden file's data back.
+// does: each decodes, through the upcasters (or readers), to the type's sample, its personal data plain
+// from a version that has it in plain text and sealed from one that seals it (opening to the
+// sample's); and writing the sample at that schema version (SealAt and EncodeAt, the downcasters or
+// writers) gives the golden file's data back.
 func TestGoldenFilesReadThroughUpcasters(t *testing.T) {
 	files := goldenFiles(t)
 	if len(files) <= len(samples) {
@@ -233,9 +255,16 @@ func TestGoldenFilesReadThroughUpcasters(t *testing.T) {
 			t.Errorf("%s holds %s v%d", g.path, env.Type, env.SchemaVersion)
 		}
 		p, err := DecodeEnvelope(env)
-		if want := sample(t, g.typ); err != nil || !reflect.DeepEqual(p, want) {
+		want := sample(t, g.typ)
+		if SealsAt(want, g.version) {
+			want = sealedSample(t, want)
+		}
+		if err != nil || !reflect.DeepEqual(p, want) {
 			t.Errorf("DecodeEnvelope(%s) = %#v, %v; want %#v", g.path, p, err, want)
 			continue
+		}
+		if opened := openAll(t, p, goldenOrder, testKeys); !reflect.DeepEqual(opened, sample(t, g.typ)) {
+			t.Errorf("DecodeEnvelope(%s) opens to %v, want the sample", g.path, opened)
 		}
 		typ, sv, data, err := EncodeAt(p, g.version)
 		if err != nil || typ != g.typ || sv != g.version || !sameJSON(data, env.Data) {
@@ -301,6 +330,33 @@ func TestEncodeAtWritesOlderSchemaVersions(t *testing.T) {
 	}
 }
 
+// Personal data is written in the form its schema version has: plain at version 1, sealed at 2; the
+// other form is refused rather than written wrong.
+func TestEncodeAtNeedsPersonalDataInTheVersionsForm(t *testing.T) {
+	for _, plain := range []Payload{sample(t, TypeOrderPlaced), sample(t, TypeShippingAddressChanged), sample(t, TypeOrderCancelled)} {
+		sealed := sealedSample(t, plain)
+		if _, _, _, err := EncodeAt(plain, 0); !errors.Is(err, ErrUnsealed) {
+			t.Errorf("EncodeAt(plain %s, latest) error = %v, want ErrUnsealed", plain.EventType(), err)
+		}
+		if _, _, _, err := EncodeAt(sealed, 1); !errors.Is(err, ErrUnsealed) {
+			t.Errorf("EncodeAt(sealed %s, 1) error = %v, want ErrUnsealed", plain.EventType(), err)
+		}
+		if _, sv, _, err := EncodeAt(plain, 1); err != nil || sv != 1 {
+			t.Errorf("EncodeAt(plain %s, 1) = v%d, %v; want v1", plain.EventType(), sv, err)
+		}
+		if SealsAt(plain, 1) || !SealsAt(plain, 0) || !SealsAt(plain, 2) {
+			t.Errorf("SealsAt(%s, 1|0|2) = %v|%v|%v, want false|true|true", plain.EventType(), SealsAt(plain, 1), SealsAt(plain, 0), SealsAt(plain, 2))
+		}
+		// SealAt for a writer pinned to version 1 leaves the payload plain.
+		if p, err := SealAt(plain, 1, goldenOrder, testKeys); err != nil || !reflect.DeepEqual(p, plain) {
+			t.Errorf("SealAt(%s, 1) = %v, %v; want it unchanged", plain.EventType(), p, err)
+		}
+	}
+	if SealsAt(sample(t, TypePaymentConfirmed), 0) {
+		t.Error("SealsAt(PaymentConfirmed) = true; it has no personal data")
+	}
+}
+
 func TestParseWriteVersion(t *testing.T) {
 	if LatestVersion() != 2 {
 		t.Fatalf("LatestVersion() = %d, want 2", LatestVersion())
@@ -322,9 +378,10 @@ func TestEncodeWritesTheCurrentVersion(t *testing.T) {
 		TypeOrderPlaced: VersionOrderPlaced, TypeOrderItemAdded: VersionOrderItemAdded, TypeOrderItemRemoved: VersionOrderItemRemoved,
 		TypeShippingAddressChanged: VersionShippingAddressChanged, TypePaymentConfirmed: VersionPaymentConfirmed,
 		TypeOrderShipped: VersionOrderShipped, TypeOrderDelivered: VersionOrderDelivered, TypeOrderCancelled: VersionOrderCancelled,
+		TypePersonalDataErased: VersionPersonalDataErased,
 	}
 	for _, p := range samples {
-		typ, sv, _, err := Encode(p)
+		typ, sv, _, err := Encode(sealedSample(t, p))
 		if err != nil || typ != p.EventType() || sv != want[typ] {
 			t.Errorf("Encode(%T) = %q, %d, %v; want %q, %d, nil", p, typ, sv, err, p.EventType(), want[p.EventType()])
 		}
@@ -377,6 +434,7 @@ func TestDecodeRefusesUnknownTypesAndVersions(t *testing.T) {
 		{TypeOrderShipped, 3, UnknownEventError{Type: TypeOrderShipped, SchemaVersion: 3, KnownVersion: 2}},
 		{TypeOrderShipped, 0, UnknownEventError{Type: TypeOrderShipped, SchemaVersion: 0, KnownVersion: 2}},
 		{TypeOrderDelivered, 2, UnknownEventError{Type: TypeOrderDelivered, SchemaVersion: 2, KnownVersion: 1}},
+		{TypeOrderPlaced, 3, UnknownEventError{Type: TypeOrderPlaced, SchemaVersion: 3, KnownVersion: 2}},
 	}
 	for _, tt := range tests {
 		p, err := Decode(tt.typ, tt.version, shipped)
@@ -395,7 +453,10 @@ func TestDecodeIsStrict(t *testing.T) {
 	}{
 		{"unknown field", TypePaymentConfirmed, `{"amount":1,"currency":"EUR","reference":"r","tip":1}`},
 		{"unknown nested field", TypeOrderItemAdded, `{"item":{"sku":"A","name":"a","quantity":1,"unit_price":1,"colour":"red"}}`},
-		{"missing field", TypeOrderPlaced, `{"customer":{"id":"c","name":"n","email":"e"},"currency":"EUR","items":[]}`},
+		{"missing field", TypeOrderPlaced, `{"customer":{"id":"c","name":{"key_id":"k","ciphertext":"c"},"email":{"key_id":"k","ciphertext":"c"}},"currency":"EUR","items":[]}`},
+		{"plain text where a sealed field belongs", TypeOrderPlaced, `{"customer":{"id":"c","name":"Ada","email":{"key_id":"k","ciphertext":"c"}},"shipping_address":{"key_id":"k","ciphertext":"c"},"currency":"EUR","items":[]}`},
+		{"a sealed field without its key", TypeOrderCancelled, `{"reason":{"ciphertext":"c"},"refund_due":0}`},
+		{"null sealed field", TypeShippingAddressChanged, `{"shipping_address":null}`},
 		{"missing nested field", TypeOrderItemAdded, `{"item":{"sku":"A","name":"a","quantity":1}}`},
 		{"missing field in a list", TypeOrderPlaced, strings.Replace(goldenData(t, TypeOrderPlaced), `,"unit_price":1999`, ``, 1)},
 		{"repeated key in a list", TypeOrderPlaced, strings.Replace(goldenData(t, TypeOrderPlaced), `"quantity":2`, `"quantity":2,"quantity":3`, 1)},
@@ -404,6 +465,7 @@ func TestDecodeIsStrict(t *testing.T) {
 		{"null", TypeOrderItemRemoved, `null`},
 		{"null object field", TypeShippingAddressChanged, `{"shipping_address":null}`},
 		{"empty object", TypeOrderCancelled, `{}`},
+		{"null time", TypePersonalDataErased, `{"erasure_id":"e","requested_at":null}`},
 		{"array", TypeOrderDelivered, `[]`},
 		{"empty", TypeOrderDelivered, ``},
 		{"wrong JSON type", TypePaymentConfirmed, `{"amount":"12","currency":"EUR","reference":"r"}`},
@@ -465,6 +527,7 @@ func TestCheckShapeRefusesTypesItCannotCheck(t *testing.T) {
 
 func TestRoundTrip(t *testing.T) {
 	for _, p := range samples {
+		p = sealedSample(t, p)
 		typ, sv, data, err := Encode(p)
 		if err != nil {
 			t.Fatalf("Encode(%T) error = %v", p, err)

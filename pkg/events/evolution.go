@@ -29,6 +29,25 @@ var downcasters = map[string]map[int]step{
 	TypeOrderShipped: {2: orderShippedV2ToV1},
 }
 
+// readers[type][v] read data of an older schema version v straight into the current payload, where
+// no upcaster can turn the data into the next version's: from personal data in plain text (version 1)
+// to a version that seals it, whose data only a Sealer can write. What they read stays plain
+// (Personal.Plain), so the domain folds old and new events alike.
+var readers = map[string]map[int]func(json.RawMessage) (Payload, error){
+	TypeOrderPlaced:            {1: readOrderPlacedV1},
+	TypeShippingAddressChanged: {1: readShippingAddressChangedV1},
+	TypeOrderCancelled:         {1: readOrderCancelledV1},
+}
+
+// writers[type][v] write a payload at an older schema version v (EncodeAt, EVENTS_WRITE_VERSION), where
+// no downcaster can turn the newer data into the older: personal data goes back to plain text, so the
+// payload must hold it plain (not sealed).
+var writers = map[string]map[int]func(Payload) (json.RawMessage, error){
+	TypeOrderPlaced:            {1: writeOrderPlacedV1},
+	TypeShippingAddressChanged: {1: writeShippingAddressChangedV1},
+	TypeOrderCancelled:         {1: writeOrderCancelledV1},
+}
+
 // upcast brings data of schema version from up to version to, the type's current one. A version above
 // the current one was written by newer code: an *UnknownEventError, which a reader must not guess past.
 func upcast(typ string, from, to int, data json.RawMessage) (json.RawMessage, error) {
@@ -49,12 +68,27 @@ func upcast(typ string, from, to int, data json.RawMessage) (json.RawMessage, er
 }
 
 // EncodeAt is Encode for a writer that writes no schema version above max: a type whose current
-// version is above it is written at max, through its downcasters (max <= 0: every type at its current
-// version, as Encode). A payload the older version cannot express is an error, and nothing is written.
+// version is above it is written at max, through its writer or its downcasters (max <= 0: every type
+// at its current version, as Encode). A payload the older version cannot express is an error, and
+// nothing is written; so is personal data in the wrong form for the version written (SealAt).
 func EncodeAt(p Payload, max int) (typ string, schemaVersion int, data json.RawMessage, err error) {
+	c, err := payloadCodec(p)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	typ = p.EventType()
+	if max <= 0 || c.version <= max {
+		return Encode(p)
+	}
+	if w := writers[typ][max]; w != nil {
+		if data, err = w(p); err != nil {
+			return "", 0, nil, fmt.Errorf("encode %s at schema version %d: %w", typ, max, err)
+		}
+		return typ, max, data, nil
+	}
 	typ, schemaVersion, data, err = Encode(p)
-	if err != nil || max <= 0 || schemaVersion <= max {
-		return typ, schemaVersion, data, err
+	if err != nil {
+		return "", 0, nil, err
 	}
 	for v := schemaVersion; v > max; v-- {
 		down := downcasters[typ][v]
@@ -66,6 +100,46 @@ func EncodeAt(p Payload, max int) (typ string, schemaVersion int, data json.RawM
 		}
 	}
 	return typ, max, data, nil
+}
+
+// SealAt prepares a payload for EncodeAt(p, max): when the schema version it will be written at seals
+// personal data, every plain personal field is sealed with s, bound to orderID (a sealed one is kept);
+// otherwise p is returned as it is. Types without personal data are returned as they are, and s is
+// not used.
+func SealAt(p Payload, max int, orderID string, s Sealer) (Payload, error) {
+	c, err := payloadCodec(p)
+	if err != nil {
+		return nil, err
+	}
+	v := c.version
+	if max > 0 && max < v {
+		v = max
+	}
+	if c.seal == nil || v < c.sealsFrom {
+		return p, nil
+	}
+	if s == nil {
+		return nil, fmt.Errorf("seal %s: no sealer", p.EventType())
+	}
+	sealed, err := c.seal(p, orderID, s)
+	if err != nil {
+		return nil, fmt.Errorf("seal %s of order %s: %w", p.EventType(), orderID, err)
+	}
+	return sealed, nil
+}
+
+// SealsAt reports whether a payload written at schema version max (0: the current one) has its
+// personal data sealed, so needs a Sealer (SealAt).
+func SealsAt(p Payload, max int) bool {
+	c, ok := codecOf(p.EventType())
+	if !ok || c.seal == nil {
+		return false
+	}
+	v := c.version
+	if max > 0 && max < v {
+		v = max
+	}
+	return v >= c.sealsFrom
 }
 
 // LatestVersion is the highest current schema version of any event type.

@@ -2,7 +2,9 @@
 // order's folded history and appends the new events, with their outbox rows, to the Postgres event
 // store in one transaction. Every API route needs a bearer token (internal/auth). It connects as the
 // role orders_command, which may append but not change the schema: the owner migrates
-// (`ordersctl migrate`) before it starts. It deletes expired idempotency keys periodically.
+// (`ordersctl migrate`) before it starts. It deletes expired idempotency keys periodically. It seals
+// the personal data of new events with the customers' data keys (PII_MASTER_KEY_FILE wraps them), and
+// carries erasure requests forward in the background (docs/privacy.md).
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -21,6 +24,7 @@ import (
 	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/httpserver"
+	"github.com/orders-oss/orders/internal/pii"
 	"github.com/orders-oss/orders/pkg/events"
 	"github.com/orders-oss/orders/services/command/httpapi"
 )
@@ -43,6 +47,10 @@ type config struct {
 	// IdempotencyCleanup.
 	IdempotencyTTL     time.Duration
 	IdempotencyCleanup time.Duration
+	// PII is where the data keys' master key is and how long keys are cached; ErasurePoll how often
+	// erasures in progress are carried forward.
+	PII         pii.Config
+	ErasurePoll time.Duration
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -59,6 +67,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 		// At least a minute: a client retrying a request must find its key.
 		IdempotencyTTL:     r.Duration("IDEMPOTENCY_TTL", 24*time.Hour, time.Minute, 30*24*time.Hour),
 		IdempotencyCleanup: r.Duration("IDEMPOTENCY_CLEANUP_INTERVAL", 10*time.Minute, time.Second, 24*time.Hour),
+		PII:                pii.ReadConfig(r),
+		ErasurePoll:        r.Duration("PII_ERASURE_POLL", 5*time.Second, 100*time.Millisecond, time.Hour),
 	}
 	v, err := events.ParseWriteVersion(r.String("EVENTS_WRITE_VERSION", "latest"))
 	r.Check(err == nil, "EVENTS_WRITE_VERSION", "%v", err)
@@ -88,10 +98,15 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return err
 	}
 	store := eventstore.New(pool)
-	svc := &command.Service{Store: store, MaxRetries: cfg.MaxRetries, WriteVersion: cfg.WriteVersion, IdempotencyTTL: cfg.IdempotencyTTL}
+	keys := cfg.PII.Keyring(pool)
+	svc := &command.Service{Store: store, Keys: keys, MaxRetries: cfg.MaxRetries, WriteVersion: cfg.WriteVersion,
+		IdempotencyTTL: cfg.IdempotencyTTL, KeyCacheTTL: keys.CacheTTL(),
+		EraseKeys: func(ctx context.Context, tx pgx.Tx, customerID string) ([]string, error) {
+			return keys.Erase(ctx, tx, customerID)
+		}}
 	metrics := prometheus.NewRegistry()
 	if cfg.SnapshotEvery > 0 {
-		svc.Snapshots = command.NewSnapshots(store, cfg.SnapshotEvery, 0, log)
+		svc.Snapshots = command.NewSnapshots(store, cfg.SnapshotEvery, 0, log).SealWith(keys)
 		metrics.MustRegister(svc.Snapshots.Collectors()...)
 		// Snapshots are written until the server has drained: the commands it finishes take theirs too.
 		snapCtx, stopSnapshots := context.WithCancel(context.WithoutCancel(ctx))
@@ -99,7 +114,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		go func() { defer close(done); svc.Snapshots.Run(snapCtx) }()
 		defer func() { stopSnapshots(); <-done }()
 	}
-	log.Info("configured", "snapshot_every", cfg.SnapshotEvery, "events_write_version", writeVersionName(cfg.WriteVersion))
+	log.Info("configured", "snapshot_every", cfg.SnapshotEvery, "events_write_version", writeVersionName(cfg.WriteVersion),
+		"pii_master_key", cfg.PII.MasterKey.ID(), "pii_key_cache_ttl", keys.CacheTTL().String())
 	api := httpapi.New(httpapi.Config{
 		Commands:  svc,
 		Log:       log,
@@ -109,7 +125,10 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Metrics:   metrics,
 	})
 	return api.RunWith(ctx, cfg.HTTP, func(ctx context.Context) error {
+		done := make(chan struct{})
+		go func() { defer close(done); svc.RunErasures(ctx, cfg.ErasurePoll, log) }()
 		cleanIdempotency(ctx, store, cfg.IdempotencyCleanup, log)
+		<-done
 		return nil
 	})
 }

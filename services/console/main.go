@@ -25,6 +25,7 @@ import (
 	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/httpserver"
+	"github.com/orders-oss/orders/internal/pii"
 	"github.com/orders-oss/orders/internal/rebuild"
 	"github.com/orders-oss/orders/internal/searchindex"
 	"github.com/orders-oss/orders/services/console/web"
@@ -49,6 +50,7 @@ type config struct {
 	OIDCSecret    string
 	OIDCRedirect  string
 	OIDCScopes    []string
+	PII           pii.Config
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -71,6 +73,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		OIDCSecret:   r.String("CONSOLE_OIDC_CLIENT_SECRET", ""),
 		OIDCRedirect: r.String("CONSOLE_OIDC_REDIRECT_URL", ""),
 		OIDCScopes:   r.List("CONSOLE_OIDC_SCOPES", false),
+		PII:          pii.ReadConfig(r),
 	}
 	secure := r.String("CONSOLE_SECURE_COOKIES", "")
 	r.Check(secure == "" || secure == "true" || secure == "false", "CONSOLE_SECURE_COOKIES", "must be true or false")
@@ -124,6 +127,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	}
 	ix := searchindex.New(osc, cfg.Alias)
 	store := eventstore.New(pool)
+	// Personal data is opened with the customers' data keys, as the APIs and ordersctl open it.
+	keys := cfg.PII.Keyring(pool)
 	h, console, err := web.New(web.Config{
 		Log: log, Identity: authn.Verifier, Login: login, SessionKey: key, SecureCookies: cfg.SecureCookies, SessionTTL: cfg.SessionTTL,
 		Ready: func(ctx context.Context) error {
@@ -138,8 +143,8 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Search: ix,
 		// Orders are read exactly as the command API reads them (snapshots are the command service's own
 		// cache: the console folds from the events).
-		Orders:     &command.Service{Store: store},
-		Clients:    rebuild.Clients{Brokers: cfg.Brokers, Pool: pool, OpenSearch: osc},
+		Orders:     &command.Service{Store: store, Keys: keys},
+		Clients:    rebuild.Clients{Brokers: cfg.Brokers, Pool: pool, OpenSearch: osc, Keys: keys},
 		Topic:      cfg.Topic,
 		Alias:      cfg.Alias,
 		Groups:     cfg.Groups,

@@ -1,5 +1,6 @@
 // Command outbox-relay publishes the event store's outbox to Kafka: every committed event reaches the
-// events topic, keyed by order id, in order per order, none lost. Any number of replicas may run; one
+// events topic, keyed by order id, in order per order, none lost, and its public counterpart (if it has
+// one) the public topic orders.public.v1 in the same batch. Any number of replicas may run; one
 // publishes at a time (docs/relay.md).
 package main
 
@@ -19,6 +20,7 @@ import (
 	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/httpserver"
 	"github.com/orders-oss/orders/internal/relay"
+	"github.com/orders-oss/orders/pkg/publicevents"
 )
 
 func main() { httpserver.Main("outbox-relay", run) }
@@ -27,6 +29,7 @@ type config struct {
 	DatabaseURL     string
 	Brokers         []string
 	Topic           string
+	PublicTopic     string
 	Partitions      int
 	Replication     int
 	HTTP            httpserver.Listen
@@ -47,6 +50,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		DatabaseURL:     r.Required("DATABASE_URL"),
 		Brokers:         r.List("KAFKA_BROKERS", true),
 		Topic:           r.String("EVENTS_TOPIC", "orders.events"),
+		PublicTopic:     r.String("PUBLIC_EVENTS_TOPIC", publicevents.Topic),
 		Partitions:      r.Int("EVENTS_TOPIC_PARTITIONS", 6, 1, 10_000),
 		Replication:     r.Int("EVENTS_TOPIC_REPLICATION", -1, -1, 32),
 		HTTP:            httpserver.ReadListen(r, ":8082"),
@@ -61,6 +65,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	c.ProduceTimeout = r.Duration("RELAY_PRODUCE_TIMEOUT", c.Lease/2, 100*time.Millisecond, 5*time.Minute)
 	r.Check(c.Replication != 0, "EVENTS_TOPIC_REPLICATION", "must be -1 (broker default) or 1 and more")
+	r.Check(c.PublicTopic != c.Topic, "PUBLIC_EVENTS_TOPIC", "must not be the events topic")
 	// A leader paused or cut off past its lease must not get records out after a standby took over:
 	// each batch's produce deadline ends before its lease could have expired (relay/lease.go).
 	r.Check(c.ProduceTimeout <= c.Lease/2, "RELAY_PRODUCE_TIMEOUT", "must be at most half of RELAY_LEASE (%s)", c.Lease)
@@ -99,7 +104,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 	defer client.Close()
 
 	metrics := relay.NewMetrics()
-	r := relay.New(relay.Config{Pool: pool, Client: client, Topic: cfg.Topic, BatchSize: cfg.BatchSize,
+	r := relay.New(relay.Config{Pool: pool, Client: client, Topic: cfg.Topic, PublicTopic: cfg.PublicTopic, BatchSize: cfg.BatchSize,
 		ProduceTimeout: cfg.ProduceTimeout, Lease: cfg.Lease, Instance: cfg.Instance, Log: log, Metrics: metrics})
 
 	// The HTTP endpoints come up first so an operator can see a relay that waits for its servers.
@@ -129,6 +134,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, cfg.MaxErrorBackoff) {
 			tctx, tcancel := context.WithTimeout(ctx, 10*time.Second)
 			problems, err := relay.EnsureTopic(tctx, adm, cfg.Topic, int32(cfg.Partitions), int16(cfg.Replication))
+			if err == nil {
+				err = relay.EnsurePublicTopic(tctx, adm, cfg.PublicTopic, int32(cfg.Partitions), int16(cfg.Replication))
+			}
 			tcancel()
 			if err == nil {
 				for _, p := range problems {
@@ -152,7 +160,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		defer wg.Wait()
 		wg.Add(1)
 		go func() { defer wg.Done(); r.WatchBacklog(ctx, cfg.BacklogInterval) }()
-		log.Info("relaying", "topic", cfg.Topic, "batch_size", cfg.BatchSize)
+		log.Info("relaying", "topic", cfg.Topic, "public_topic", cfg.PublicTopic, "batch_size", cfg.BatchSize)
 		polling := relay.DefaultPolling
 		polling.MaxPoll, polling.StandbyPoll, polling.MaxErrorBackoff = cfg.MaxPollInterval, cfg.StandbyPoll, cfg.MaxErrorBackoff
 		err := r.Run(ctx, polling)

@@ -2,7 +2,9 @@
 // orders_read.orders and orders_read.order_lines over the live generation's tables) up to date from
 // the events topic. A consumer group ("projector-orders") folds each batch with the domain's own
 // evolve and writes every changed order, its lines and the batch's positions in one transaction,
-// version-guarded, so redeliveries change nothing; offsets are committed after that transaction.
+// version-guarded, so redeliveries change nothing; offsets are committed after that transaction. It
+// opens the personal data the events hold sealed with the customers' data keys (its role may read the
+// wrapped keys; PII_MASTER_KEY_FILE unwraps them).
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/httpserver"
+	"github.com/orders-oss/orders/internal/pii"
 	"github.com/orders-oss/orders/internal/projection"
 	"github.com/orders-oss/orders/internal/readmodel"
 )
@@ -29,6 +32,7 @@ type config struct {
 	HTTP        httpserver.Listen
 	Failpoint   string
 	Auth        auth.Config
+	PII         pii.Config
 }
 
 func loadConfig(getenv func(string) string) (config, error) {
@@ -39,6 +43,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		HTTP:        httpserver.ReadListen(r, ":8083"),
 		Failpoint:   r.String("PROJECTOR_FAILPOINT", ""),
 		Auth:        auth.ReadConfig(r, getenv),
+		PII:         pii.ReadConfig(r),
 	}
 	r.Check(c.Failpoint == "" || c.Failpoint == "kill-after-write", "PROJECTOR_FAILPOINT", "must be empty or kill-after-write (for crash tests only)")
 	return c, r.Err()
@@ -76,7 +81,7 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 				return nil, nil, err
 			}
 			log.Info("read model", "live_generation", readmodel.Schema(gen))
-			return readmodel.Handler{Pool: pool, OnGeneration: parking.Use}, parking, nil
+			return readmodel.Handler{Pool: pool, OnGeneration: parking.Use, Keys: cfg.PII.Keyring(pool)}, parking, nil
 		}}
 	if cfg.Failpoint == "kill-after-write" {
 		p.Tune = func(l *projection.Loop) {

@@ -56,7 +56,7 @@ func newGroup(t *testing.T, partitions int32, session string) *group {
 	if out, err := exec.Command("go", "build", "-o", g.bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	g.env = []string{"AUTH_MODE=dev", "AUTH_DEV_DIR=" + t.TempDir(), "DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(g.brokers, ","), "EVENTS_TOPIC=" + g.topic,
+	g.env = []string{"AUTH_MODE=dev", "AUTH_DEV_DIR=" + t.TempDir(), "PII_MASTER_KEY_FILE=" + masterFile(t), "DATABASE_URL=" + dbURL, "KAFKA_BROKERS=" + strings.Join(g.brokers, ","), "EVENTS_TOPIC=" + g.topic,
 		"PROJECTOR_GROUP=" + g.name, "PROJECTOR_SESSION_TIMEOUT=" + session, "HTTP_DRAIN_DELAY=0s", "PATH=" + os.Getenv("PATH")}
 	return g
 }
@@ -102,9 +102,9 @@ func (g *group) place(n int) {
 	var recs []*kgo.Record
 	for i := range n {
 		id := uuid.NewString()
-		typ, sv, data, err := events.Encode(events.OrderPlaced{Customer: events.Customer{ID: fmt.Sprintf("c-%d", i), Name: "Ada", Email: "a@x.io"},
-			ShippingAddress: events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"}, Currency: "EUR",
-			Items: []events.LineItem{{SKU: "BK-1", Name: "Notes", Quantity: 1, UnitPrice: 1000}}})
+		typ, sv, data, err := events.EncodeAt(events.OrderPlaced{Customer: events.Customer{ID: fmt.Sprintf("c-%d", i), Name: events.Plain("Ada"), Email: events.Plain("a@x.io")},
+			ShippingAddress: events.Plain(events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"}), Currency: "EUR",
+			Items: []events.LineItem{{SKU: "BK-1", Name: "Notes", Quantity: 1, UnitPrice: 1000}}}, 1) // plain text: no key needed
 		if err != nil {
 			g.t.Fatal(err)
 		}

@@ -1,7 +1,9 @@
 // Command projector-search keeps the OpenSearch orders index (alias "orders") up to date from the
 // events topic: a consumer group ("projector-search") folds each batch into order documents with the
 // domain's own evolve and writes them with external versioning, so redeliveries change nothing
-// (package searchindex).
+// (package searchindex). It opens the personal data the events hold sealed with the customers' data
+// keys: DATABASE_URL logs in as orders_keyreader, which may read the wrapped keys and nothing else, and
+// PII_MASTER_KEY_FILE unwraps them.
 package main
 
 import (
@@ -10,11 +12,13 @@ import (
 	"io"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/opensearch-project/opensearch-go/v2"
 
 	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/envconfig"
 	"github.com/orders-oss/orders/internal/httpserver"
+	"github.com/orders-oss/orders/internal/pii"
 	"github.com/orders-oss/orders/internal/projection"
 	"github.com/orders-oss/orders/internal/searchindex"
 )
@@ -23,6 +27,8 @@ func main() { httpserver.Main("projector-search", run) }
 
 type config struct {
 	projection.Config
+	DatabaseURL   string
+	PII           pii.Config
 	OpenSearchURL string
 	Alias         string
 	Index         string
@@ -35,6 +41,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	r := envconfig.New(getenv)
 	c := config{
 		Config:        projection.ReadConfig(r, "projector-search"),
+		DatabaseURL:   r.Required("DATABASE_URL"),
+		PII:           pii.ReadConfig(r),
 		OpenSearchURL: r.Required("OPENSEARCH_URL"),
 		Alias:         r.String("SEARCH_INDEX_ALIAS", "orders"),
 		Index:         r.String("SEARCH_INDEX", "orders-v1"),
@@ -56,14 +64,30 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		return fmt.Errorf("OPENSEARCH_URL: %w", err)
 	}
 	ix := searchindex.New(search, cfg.Alias)
+	pc, err := pgxpool.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	pc.MaxConns = 4 // one key read per batch at most
+	pc.ConnConfig.RuntimeParams["application_name"] = "orders-projector-search"
+	pool, err := pgxpool.NewWithConfig(ctx, pc) // connects lazily
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	defer pool.Close()
 	authn, err := auth.New(cfg.Auth, log)
 	if err != nil {
 		return err
 	}
-	p := projection.Projector{Service: "projector-search", Config: cfg.Config, Log: log, Auth: authn, Waits: "OpenSearch",
+	// After an erasure, the replaced versions of the documents go from the disk too (searchindex.Expunger).
+	expunger := searchindex.NewExpunger(ix, log)
+	p := projection.Projector{Service: "projector-search", Config: cfg.Config, Log: log, Auth: authn, Waits: "OpenSearch and Postgres",
 		Ping: func(ctx context.Context) error {
 			if err := ix.Ping(ctx); err != nil {
 				return fmt.Errorf("opensearch: %w", err)
+			}
+			if err := pool.Ping(ctx); err != nil {
+				return fmt.Errorf("postgres (data keys): %w", err)
 			}
 			return nil
 		},
@@ -76,8 +100,9 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 				return nil, nil, err
 			}
 			log.Info("read model", "alias", cfg.Alias)
-			return searchindex.Handler{Index: ix}, parking, nil
+			return searchindex.Handler{Index: ix, Keys: cfg.PII.Keyring(pool), OnErase: expunger.Request}, parking, nil
 		},
-		Tune: func(l *projection.Loop) { l.GapGrace = cfg.GapGrace }}
+		Background: expunger.Run,
+		Tune:       func(l *projection.Loop) { l.GapGrace = cfg.GapGrace }}
 	return p.Run(ctx, cfg.HTTP)
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orders-oss/orders/internal/order"
+	"github.com/orders-oss/orders/internal/pii/piitest"
 	"github.com/orders-oss/orders/internal/projection"
 	"github.com/orders-oss/orders/pkg/events"
 )
@@ -74,9 +76,27 @@ func (m *MemStore) Delete(_ context.Context, order string, _ []string) error {
 	return nil
 }
 
-// Record is the relay's record of an event of order at version with payload p.
+// Keys hold the one data key Record seals personal data with: a handler under test opens it with them.
+var Keys = piitest.New()
+
+// Placed is an OrderPlaced with every field set, its personal data in plain text (Record seals it).
+func Placed(customerID string) events.OrderPlaced {
+	return events.OrderPlaced{Customer: events.Customer{ID: customerID, Name: events.Plain("Ada Lovelace"), Email: events.Plain("ada@example.com")},
+		ShippingAddress: events.Plain(events.Address{Name: "Ada", Line1: "1 St", City: "London", PostalCode: "N1", Country: "GB"}),
+		Currency:        "EUR", Items: []events.LineItem{{SKU: "A", Name: "a", Quantity: 1, UnitPrice: 10}}}
+}
+
+// Record is the relay's record of an event of order at version with payload p, its personal data
+// sealed with Keys as the command service writes it.
 func Record(t testing.TB, topic, order string, version int64, p events.Payload) *kgo.Record {
 	t.Helper()
+	key, err := Keys.Sealer(context.Background(), "projectiontest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = events.SealAt(p, 0, order, key); err != nil {
+		t.Fatal(err)
+	}
 	typ, sv, data, err := events.Encode(p)
 	if err != nil {
 		t.Fatal(err)
@@ -137,4 +157,19 @@ func RunUntil(t testing.TB, l *projection.Loop, cond func() bool) {
 			t.Fatalf("RunOnce: %v", err)
 		}
 	}
+}
+
+// Fold is the fold of an order's history as a read model holds it: personal data opened with Keys
+// (order.FromView of its view), to compare with what a projector wrote.
+func Fold(t testing.TB, history []events.Envelope) order.State {
+	t.Helper()
+	st, err := order.Fold(history)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := st.View(Keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return order.FromView(v)
 }

@@ -55,6 +55,8 @@ func New(cfg Config) *httpserver.Server {
 	e.POST("/orders/:id/cancellation", s.command(auth.ChangeOrder, s.cancel))
 	e.GET("/orders/:id", s.getOrder)
 	e.GET("/orders/:id/events", s.listEvents)
+	e.DELETE("/customers/:customer_id/personal-data", s.erasePersonalData)
+	e.GET("/customers/:customer_id/personal-data/erasures/:erasure_id", s.getErasure)
 	return e
 }
 
@@ -88,6 +90,12 @@ func mapError(err error) *problem.Problem {
 	}
 	if errors.Is(err, command.ErrForbidden) {
 		return problem.New(http.StatusForbidden, "forbidden", strings.TrimPrefix(err.Error(), command.ErrForbidden.Error()+": "))
+	}
+	if errors.Is(err, command.ErrNoErasure) {
+		return problem.New(http.StatusNotFound, "erasure_not_found", "no such erasure request of this customer")
+	}
+	if errors.Is(err, command.ErrBadCustomerID) {
+		return problem.New(http.StatusBadRequest, "invalid_customer_id", "a customer id is 1 to 200 characters, not only white space, without control characters")
 	}
 	if errors.Is(err, command.ErrKeyReused) {
 		return problem.New(http.StatusUnprocessableEntity, "idempotency_key_reused",
@@ -152,8 +160,14 @@ func idempotency(c echo.Context, body []byte) (*command.Idempotency, error) {
 	return &command.Idempotency{Key: key, RequestHash: requestHash(req.Method, req.URL.Path, req.Header.Get("If-Match"), body)}, nil
 }
 
+type customerBody struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Email string `json:"email"`
+}
+
 type placeOrderBody struct {
-	Customer        events.Customer   `json:"customer"`
+	Customer        customerBody      `json:"customer"`
 	ShippingAddress events.Address    `json:"shipping_address"`
 	Currency        string            `json:"currency"`
 	Items           []events.LineItem `json:"items"`
@@ -177,7 +191,7 @@ func (s *server) placeOrder(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := s.Commands.Place(c.Request().Context(), p, md, order.PlaceOrder{Customer: body.Customer,
+	out, err := s.Commands.Place(c.Request().Context(), p, md, order.PlaceOrder{Customer: order.Customer(body.Customer),
 		ShippingAddress: body.ShippingAddress, Currency: body.Currency, Items: body.Items}, idem)
 	if err != nil {
 		return err

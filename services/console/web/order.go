@@ -12,9 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/command"
-	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/order"
 	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/pkg/events"
@@ -66,32 +64,32 @@ func (s *Server) orderPage(c echo.Context) error {
 	if err != nil {
 		return s.orderError(id, err)
 	}
-	history, err := s.history(ctx, principal(c), id)
+	steps, err := s.cfg.Orders.Timeline(ctx, principal(c), id)
 	if err != nil {
 		return s.orderError(id, err)
 	}
-	latest := int64(len(history))
+	latest := int64(len(steps))
 
-	// Fold event by event with the domain's Evolve (upcasting old schema versions on the way, as every
-	// reader does) to show what each event changed.
+	// Each event with what it changed: the order before it and after it, as time travel shows them
+	// (internal/command folds with the domain's Evolve, upcasting old schema versions as every reader
+	// does, and opens or erases the personal data as the APIs do).
 	var (
-		state    order.State
-		timeline = make([]timelineEntry, len(history))
+		before   api.Order
+		timeline = make([]timelineEntry, len(steps))
 		byCorr   = map[string][]int64{}
 	)
-	for i, e := range history {
+	for i, st := range steps {
+		e := st.Event
 		timeline[i].Event = e
 		if e.Metadata.CorrelationID != "" {
 			byCorr[e.Metadata.CorrelationID] = append(byCorr[e.Metadata.CorrelationID], e.Version)
 		}
-		p, err := events.DecodeEnvelope(e)
-		if err != nil {
-			timeline[i].Error = err.Error()
+		if st.Err != nil {
+			timeline[i].Error = st.Err.Error()
 			continue
 		}
-		before := state.View()
-		state = order.Evolve(state, e, p)
-		timeline[i].Changes = diff(before, state.View(), i == 0)
+		timeline[i].Changes = diff(before, st.After, i == 0)
+		before = st.After
 	}
 	for i := range timeline {
 		for _, v := range byCorr[timeline[i].Event.Metadata.CorrelationID] {
@@ -102,30 +100,13 @@ func (s *Server) orderPage(c echo.Context) error {
 	}
 	slices.Reverse(timeline) // newest first on the page
 	var first, last time.Time
-	if len(history) > 0 {
-		first, last = history[0].RecordedAt, history[len(history)-1].RecordedAt
+	if len(steps) > 0 {
+		first, last = steps[0].Event.RecordedAt, steps[len(steps)-1].Event.RecordedAt
 	}
 	return s.render(c, http.StatusOK, "order", map[string]any{
 		"ID": id, "Order": shown, "At": shown.Version, "Latest": latest, "Current": shown.Version == latest, "Timeline": timeline,
 		"Problem": problem, "AsOf": c.QueryParam("as_of"), "First": first, "Last": last,
 	})
-}
-
-// history reads the whole audit trail, page by page.
-func (s *Server) history(ctx context.Context, p auth.Principal, id string) ([]events.Envelope, error) {
-	var all []events.Envelope
-	var after int64
-	for {
-		page, more, err := s.cfg.Orders.Events(ctx, p, id, eventstore.Range{After: after, Limit: 1000})
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, page...)
-		if !more || len(page) == 0 {
-			return all, nil
-		}
-		after = page[len(page)-1].Version
-	}
 }
 
 func (s *Server) orderError(id string, err error) error {

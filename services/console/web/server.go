@@ -21,12 +21,10 @@ import (
 
 	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/command"
-	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/httpserver"
 	"github.com/orders-oss/orders/internal/rebuild"
 	"github.com/orders-oss/orders/internal/searchindex"
 	"github.com/orders-oss/orders/pkg/api"
-	"github.com/orders-oss/orders/pkg/events"
 )
 
 //go:embed templates/*.html
@@ -63,7 +61,8 @@ type Searcher interface {
 // now, at a version or as of a time, and its audit trail.
 type Orders interface {
 	Order(ctx context.Context, p auth.Principal, id string, at command.At) (api.Order, error)
-	Events(ctx context.Context, p auth.Principal, id string, r eventstore.Range) ([]events.Envelope, bool, error)
+	// Timeline is the whole history, each event with the order right after it.
+	Timeline(ctx context.Context, p auth.Principal, id string) ([]command.Step, error)
 }
 
 // Config wires the console.

@@ -88,8 +88,8 @@ var base = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 func testOrder(n int, version int64, status string) api.Order {
 	o := api.Order{ID: orderID(n), Version: version, Status: status, Currency: "EUR", Total: 1000 + int64(n),
 		Items:           []events.LineItem{{SKU: "SKU-1", Name: "Notes on the Engine", Quantity: 1, UnitPrice: 1000 + int64(n)}},
-		Customer:        events.Customer{ID: "cus_1", Name: "Ada Lovelace", Email: "ada@example.com"},
-		ShippingAddress: events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"},
+		Customer:        api.Customer{ID: "cus_1", Name: ptr("Ada Lovelace"), Email: ptr("ada@example.com")},
+		ShippingAddress: &events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"},
 		PlacedAt:        base.Add(time.Duration(n) * time.Hour), UpdatedAt: base.Add(time.Duration(n)*time.Hour + time.Duration(version)*time.Minute)}
 	if version >= 2 {
 		o.Payment = &api.Payment{Amount: o.Total, Reference: "pay-" + o.ID[len(o.ID)-4:]}
@@ -576,3 +576,5 @@ func byID(orders []api.Order) map[string]api.Order {
 	}
 	return m
 }
+
+func ptr[T any](v T) *T { return &v }

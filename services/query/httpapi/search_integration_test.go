@@ -69,11 +69,11 @@ func TestSearch(t *testing.T) {
 		// Ids end in the number: "o-NN" below.
 		o := api.Order{ID: fmt.Sprintf("01936f3e-0000-7000-8000-0000000000%02d", i), Version: 1, Status: statuses[i%5], Currency: "EUR", Total: int64(1000 + i),
 			Items:           []events.LineItem{{SKU: fmt.Sprintf("SKU-%d", i%3), Name: "Notes on the Engine", Quantity: 1, UnitPrice: int64(1000 + i)}},
-			Customer:        events.Customer{ID: "cus_1", Name: "Ada Lovelace", Email: "ada@example.com"},
-			ShippingAddress: events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"},
+			Customer:        api.Customer{ID: "cus_1", Name: ptr("Ada Lovelace"), Email: ptr("ada@example.com")},
+			ShippingAddress: &events.Address{Name: "Ada", Line1: "1", City: "London", PostalCode: "N1", Country: "GB"},
 			PlacedAt:        base.Add(time.Duration(i) * time.Hour), UpdatedAt: base}
 		if i == 7 {
-			o.Customer.Name, o.Customer.Email = "Charles Babbage", "charles@example.com"
+			o.Customer.Name, o.Customer.Email = ptr("Charles Babbage"), ptr("charles@example.com")
 			o.Shipment = &api.Shipment{Carrier: "DHL", TrackingNumber: "JD0001"}
 		}
 		if i == 8 {

@@ -2,4 +2,4 @@
 -- continues the request's trace from it into the Kafka record's headers. NULL while tracing is off.
 -- A nullable column without a default: adding it rewrites nothing, and rows written by an older
 -- release simply have none.
-ALTER TABLE outbox ADD COLUMN traceparent text;
+ALTER TABLE outbox ADD COLUMN IF NOT EXISTS traceparent text;
