@@ -5,6 +5,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -64,6 +65,17 @@ func TestErasePersonalData(t *testing.T) {
 	}
 	// Before: the immutable copies hold no plain text.
 	e.noPlainText(marker, false)
+	// The console's timeline shows each step opened: the address change and the reason in plain text.
+	steps := e.timeline(second.ID)
+	if len(steps) != 3 || steps[0].After.Customer.Name == nil || steps[1].After.ShippingAddress == nil ||
+		!strings.Contains(steps[1].After.ShippingAddress.Line1, marker) || steps[2].After.Cancellation == nil ||
+		steps[2].After.Cancellation.Reason == nil || !strings.Contains(*steps[2].After.Cancellation.Reason, marker) {
+		t.Errorf("timeline of %s before the erasure = %+v, want each step with its personal data", second.ID, steps)
+	}
+	var notFound *order.Error
+	if _, err := e.svc.Timeline(context.Background(), authtest.Ada, otherOrder.ID); !errors.As(err, &notFound) || notFound.Kind != order.NotFound {
+		t.Errorf("another customer's timeline = %v, want not found", err)
+	}
 
 	// A customer may not ask for it (not even its own: the request goes through staff).
 	if res, _ := e.do("DELETE", "/customers/cus_1042/personal-data", "", e.as(authtest.Ada)...); res.StatusCode != 403 {
@@ -127,6 +139,19 @@ func TestErasePersonalData(t *testing.T) {
 		}
 		if !strings.Contains(string(raw), `"erasure_id":"`+er.ID+`"`) || !strings.Contains(string(raw), `"actor":"staff-1"`) {
 			t.Errorf("the erasure event does not say which request and who asked: %s", raw)
+		}
+	}
+	// The timeline, every step of it: erased, the erasure recorded last.
+	for _, o := range []api.Order{first, second} {
+		steps := e.timeline(o.ID)
+		raw, _ := json.Marshal(steps)
+		if strings.Contains(string(raw), marker) || len(steps) < 2 || steps[len(steps)-1].Event.Type != events.TypePersonalDataErased {
+			t.Errorf("timeline of %s after the erasure = %s, want no personal data and the erasure last", o.ID, raw)
+		}
+		for _, st := range steps {
+			if !erasedOrder(st.After) {
+				t.Errorf("timeline of %s at version %d = %+v, want the personal data erased", o.ID, st.Event.Version, st.After)
+			}
 		}
 	}
 	res, raw = e.do("POST", "/orders", body, "Idempotency-Key", "first-order")
@@ -265,4 +290,14 @@ func TestAStaleCachedKeyErasesWithTheRest(t *testing.T) {
 	if got, _ := eraser.ErasureStatus(ctx, authtest.Staff, "cus_9", e.ID); got.Status != "completed" || got.Orders != 3 || got.OrdersDone != 3 {
 		t.Errorf("erasure = %+v, want completed over the 3 orders", got)
 	}
+}
+
+// timeline is the order's timeline as the console reads it (command.Service.Timeline), as staff.
+func (e *env) timeline(id string) []command.Step {
+	e.t.Helper()
+	steps, err := e.svc.Timeline(context.Background(), authtest.Staff, id)
+	if err != nil {
+		e.t.Fatalf("timeline of %s: %v", id, err)
+	}
+	return steps
 }

@@ -42,6 +42,7 @@ type env struct {
 	issuer *authtest.Issuer
 	staff  string       // the Authorization header every request sends unless it sets its own
 	client *http.Client // checks every request and answer against docs/openapi.yaml
+	svc    *command.Service
 }
 
 // setup serves the command API on a database of the test's own, connected as the service's role
@@ -71,7 +72,7 @@ func setup(t *testing.T, opts ...authtest.Options) *env {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, pool: owner, issuer: issuer, staff: issuer.Bearer(t, authtest.Staff),
-		client: apispec.Client(t, "../../../docs/openapi.yaml", apispec.CommandServer)}
+		client: apispec.Client(t, "../../../docs/openapi.yaml", apispec.CommandServer), svc: svc}
 }
 
 // as is the header pair that makes a request p's.
