@@ -339,3 +339,34 @@ func TestDiffShowsWhatAnEventChanged(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// An order whose customer's personal data was erased shows it erased (the fields are null in the view):
+// the page renders, says so, and shows nothing of what was erased.
+func TestOrderPageOfAnErasedOrder(t *testing.T) {
+	id := uuid.NewString()
+	t0 := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
+	h := fakeHistory{id: {
+		envelope(t, id, 1, t0, events.OrderPlaced{Customer: events.Customer{ID: "c1", Name: events.Plain("Ada Secret"), Email: events.Plain("ada@example.com")},
+			ShippingAddress: events.Plain(events.Address{Name: "Ada", Line1: "1 Secret St", City: "London", PostalCode: "N1", Country: "GB"}), Currency: "EUR",
+			Items: []events.LineItem{{SKU: "BK-1", Name: "Notes", Quantity: 1, UnitPrice: 1999}}}),
+		envelope(t, id, 2, t0.Add(time.Hour), events.OrderCancelled{Reason: events.Plain("a secret reason"), RefundDue: 0}),
+		envelope(t, id, 3, t0.Add(2*time.Hour), events.PersonalDataErased{ErasureID: "er-1", RequestedAt: t0.Add(2 * time.Hour)}),
+	}}
+	c := newConsole(t, h)
+	c.login("sam", auth.Staff)
+	status, body := c.get("/orders/" + id)
+	if status != 200 || !strings.Contains(body, "<em>erased</em>") || !strings.Contains(body, "reason erased") {
+		t.Fatalf("erased order = %d, want the page with its personal data shown erased\n%s", status, body)
+	}
+	now := body[:strings.Index(body, "Items")]
+	for _, secret := range []string{"Ada Secret", "Secret St", "a secret reason"} {
+		if strings.Contains(now, secret) {
+			t.Errorf("the erased order's state shows %q", secret)
+		}
+	}
+	c.search.res = searchindex.SearchResult{Total: 1, Hits: []api.Order{{ID: id, Status: "cancelled", Currency: "EUR", Total: 1999,
+		Customer: api.Customer{ID: "c1"}, PersonalData: api.PersonalDataErased}}}
+	if status, body := c.get("/search?q=c1"); status != 200 || !strings.Contains(body, "<em>erased</em>") {
+		t.Errorf("search with an erased hit = %d, want the hit shown erased\n%s", status, body)
+	}
+}
