@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -91,7 +90,7 @@ func ReadStatus(ctx context.Context, c Clients, o StatusOptions) (Status, error)
 	if st.History, err = ReadHistory(ctx, adm, o.Topic); err != nil {
 		return st, err
 	}
-	lags, err := adm.Lag(ctx, slices.Clone(o.Groups)...) // a copy: kadm may reorder what it is given
+	lags, err := lag(ctx, adm, o.Groups...)
 	if err != nil {
 		return st, fmt.Errorf("group lag: %w", err)
 	}

@@ -94,7 +94,7 @@ func (e *HistoryLostError) Error() string {
 // groupLag is the records of the topic the group has not committed yet (all of them before its
 // first commit).
 func groupLag(ctx context.Context, adm *kadm.Client, topic, group string) (int64, error) {
-	lags, err := adm.Lag(ctx, group)
+	lags, err := lag(ctx, adm, group)
 	if err != nil {
 		return 0, fmt.Errorf("lag of %s: %w", group, err)
 	}
