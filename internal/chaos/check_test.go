@@ -324,3 +324,29 @@ func TestDecodeRecord(t *testing.T) {
 		}
 	}
 }
+
+// A cancellation whose reason is sealed (OrderCancelled v2) is its command's by type, order and
+// correlation id; one in plain text must still carry its unique value.
+func TestCheckASealedCancellation(t *testing.T) {
+	w := healthy()
+	c := w.command("order-a", Cancel, OK, false)
+	typ, sv, data, err := events.Encode(events.OrderCancelled{Reason: events.SealedAs[string](events.Sealed{KeyID: "k1", Ciphertext: "c2VhbGVk"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.next["order-a"]++
+	sealed := events.Envelope{Position: int64(len(w.store) + 1), EventID: uuid.Must(uuid.NewV7()), OrderID: "order-a", Version: w.next["order-a"],
+		Type: typ, SchemaVersion: sv, Data: data, Metadata: events.Metadata{CorrelationID: c.ID}}
+	w.store = append(w.store, sealed)
+	w.publish(sealed)
+	if v := Check(w.evidence()); !v.OK() {
+		t.Fatalf("a sealed cancellation gives findings:\n%s", promises(v))
+	}
+	// In plain text, a reason that is not the command's is a finding.
+	w = healthy()
+	c = w.command("order-b", Cancel, OK, false)
+	w.event("order-b", Cancel, c.ID, "someone else's reason")
+	if v := Check(w.evidence()); v.OK() || !strings.Contains(promises(v), "does not carry its unique value") {
+		t.Errorf("a plain cancellation without its value: %s", promises(v))
+	}
+}

@@ -162,10 +162,10 @@ type ParkedOrder struct {
 	Records int
 }
 
-// ReadModels verifies both read models against the store (rebuild.VerifyTarget) and reads their
-// parkings; orders are the store's order ids.
-func ReadModels(ctx context.Context, pool *pgxpool.Pool, osc *opensearch.Client, alias string, orders []string) []ModelEvidence {
-	clients := rebuild.Clients{Pool: pool, OpenSearch: osc}
+// ReadModels verifies both read models against the store (rebuild.VerifyTarget, opening the sealed
+// personal data with keys) and reads their parkings; orders are the store's order ids.
+func ReadModels(ctx context.Context, pool *pgxpool.Pool, osc *opensearch.Client, alias string, orders []string, keys projection.Keys) []ModelEvidence {
+	clients := rebuild.Clients{Pool: pool, OpenSearch: osc, Keys: keys}
 	var out []ModelEvidence
 	for _, target := range rebuild.Targets {
 		m := ModelEvidence{Name: string(target), Parked: map[string]ParkedOrder{}}

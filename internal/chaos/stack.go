@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/orders-oss/orders/internal/envconfig"
+	"github.com/orders-oss/orders/internal/pii"
 )
 
 // The services of deploy/local/services.sh and the servers of deploy/local/stack.sh.
@@ -54,6 +55,9 @@ type Stack struct {
 	Topic         string // EVENTS_TOPIC
 	Alias         string // SEARCH_INDEX_ALIAS
 	Groups        []string
+	// MasterKeyFile is PII_MASTER_KEY_FILE: the checker opens the personal data the events hold sealed
+	// to compare the read models with the fold of the store.
+	MasterKeyFile string
 	ports         map[string]int
 	getenv        func(string) string
 }
@@ -83,7 +87,17 @@ func ReadStack(getenv func(string) string, repo string) (Stack, error) {
 	s.Topic = r.String("EVENTS_TOPIC", "orders.events")
 	s.Alias = r.String("SEARCH_INDEX_ALIAS", "orders")
 	s.Groups = []string{r.String("PROJECTOR_ORDERS_GROUP", "projector-orders"), r.String("PROJECTOR_SEARCH_GROUP", "projector-search")}
+	s.MasterKeyFile = r.String("PII_MASTER_KEY_FILE", filepath.Join(s.Local, "pii", "master.key"))
 	return s, r.Err()
+}
+
+// Keys opens the personal data of the stack's events, with its master key (read now).
+func (s Stack) Keys(db pii.DB) (*pii.Keyring, error) {
+	master, err := pii.LoadMasterKey(s.MasterKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("PII_MASTER_KEY_FILE: %w", err)
+	}
+	return pii.New(db, master, pii.Options{}), nil
 }
 
 // URL is a service's base URL.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/opensearch-project/opensearch-go/v2"
+
+	"github.com/orders-oss/orders/internal/rebuild"
 )
 
 // Step is one kind of fault in a scenario, injected Count times while the workload runs.
@@ -237,7 +239,13 @@ func (r *Runner) Evidence(ctx context.Context, scenario string) (Evidence, error
 		}
 	}
 	sort.Strings(orders)
-	ev.Models = ReadModels(ctx, e.Pool, r.OpenSearch, e.Stack.Alias, orders)
+	if keys, err := e.Stack.Keys(e.Pool); err != nil {
+		for _, target := range rebuild.Targets {
+			ev.Models = append(ev.Models, ModelEvidence{Name: string(target), Err: err, Parked: map[string]ParkedOrder{}})
+		}
+	} else {
+		ev.Models = ReadModels(ctx, e.Pool, r.OpenSearch, e.Stack.Alias, orders, keys)
+	}
 	e.mu.Lock()
 	ev.Poisoned = map[string]int64{}
 	for k, v := range e.Poisoned {
