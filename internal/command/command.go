@@ -49,8 +49,13 @@ type Store interface {
 
 // Keys is what the application needs of the customers' data keys (a *pii.Keyring).
 type Keys interface {
-	// Sealer returns the customer's data key as a Sealer, made when the customer has none.
+	// Sealer returns the customer's data key as a Sealer, made (and stored) when the customer has none.
 	Sealer(ctx context.Context, customerID string) (events.Sealer, error)
+	// SealerFor returns the customer's data key as a Sealer; for a customer who has none, a new key and
+	// its row, which the append that first seals with it stores (eventstore.AppendRequest.DataKey).
+	SealerFor(ctx context.Context, customerID string) (events.Sealer, *eventstore.DataKey, error)
+	// Stored: the append that stored the customer's new key (SealerFor) committed.
+	Stored(customerID string, key events.Sealer)
 	// Opener returns an Opener for data sealed with the given keys.
 	Opener(ctx context.Context, keyIDs []string) (events.Opener, error)
 }
@@ -149,7 +154,21 @@ func (s *Service) Place(ctx context.Context, p auth.Principal, md events.Metadat
 		return Outcome{}, err
 	}
 	id := uuid.Must(uuid.NewV7()).String()
-	payloads, err := s.seal(ctx, id, cmd.Customer.ID, decided)
+	for attempt := 0; ; attempt++ {
+		out, err := s.place(ctx, p, id, cmd.Customer.ID, decided, md, idem)
+		// A first order of the same new customer stored its data key first: seal with that one.
+		if errors.Is(err, eventstore.ErrDataKeyExists) && attempt < 3 {
+			continue
+		}
+		return out, err
+	}
+}
+
+// place seals, encodes and appends the events of a new order, with the customer's new data key when
+// it has none (stored in the append's transaction).
+func (s *Service) place(ctx context.Context, p auth.Principal, id, customerID string, decided []events.Payload, md events.Metadata,
+	idem *Idempotency) (Outcome, error) {
+	payloads, newKey, err := s.seal(ctx, id, customerID, decided, true)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -171,6 +190,9 @@ func (s *Service) Place(ctx context.Context, p auth.Principal, md events.Metadat
 		return Outcome{}, err
 	}
 	req := eventstore.AppendRequest{StreamID: id, Events: evs}
+	if newKey != nil {
+		req.DataKey = newKey.row
+	}
 	if idem != nil {
 		req.Idempotency = s.record(p, idem, 201, st.Version)
 	}
@@ -183,32 +205,51 @@ func (s *Service) Place(ctx context.Context, p auth.Principal, md events.Metadat
 	if err != nil {
 		return Outcome{}, err
 	}
+	if newKey != nil {
+		s.Keys.Stored(customerID, newKey.sealer)
+	}
 	s.Snapshots.afterCommand(st, 0, 0)
 	return out, nil
 }
 
+// newDataKey is a customer's data key made for an append, and its row to store with it.
+type newDataKey struct {
+	sealer events.Sealer
+	row    *eventstore.DataKey
+}
+
 // seal seals the personal data of decided payloads of an order of customerID, when the schema
-// versions written seal it.
-func (s *Service) seal(ctx context.Context, orderID, customerID string, decided []events.Payload) ([]events.Payload, error) {
+// versions written seal it. placing: a customer who has no data key gets a new one, returned to be
+// stored with the append (newKey); otherwise one is made and stored at once.
+func (s *Service) seal(ctx context.Context, orderID, customerID string, decided []events.Payload, placing bool) (
+	_ []events.Payload, newKey *newDataKey, _ error) {
 	var sealer events.Sealer
 	out := make([]events.Payload, len(decided))
 	for i, p := range decided {
 		if events.SealsAt(p, s.WriteVersion) && sealer == nil {
 			if s.Keys == nil {
-				return nil, errors.New("personal data to seal, and no data keys configured")
+				return nil, nil, errors.New("personal data to seal, and no data keys configured")
 			}
 			var err error
-			if sealer, err = s.Keys.Sealer(ctx, customerID); err != nil {
-				return nil, err
+			if placing {
+				var row *eventstore.DataKey
+				if sealer, row, err = s.Keys.SealerFor(ctx, customerID); row != nil {
+					newKey = &newDataKey{sealer: sealer, row: row}
+				}
+			} else {
+				sealer, err = s.Keys.Sealer(ctx, customerID)
+			}
+			if err != nil {
+				return nil, nil, err
 			}
 		}
 		sealed, err := events.SealAt(p, s.WriteVersion, orderID, sealer)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out[i] = sealed
 	}
-	return out, nil
+	return out, newKey, nil
 }
 
 // record is the idempotency record of a command whose answer showed the order at version.
@@ -300,7 +341,7 @@ func (s *Service) Execute(ctx context.Context, p auth.Principal, id string, pinn
 		if err != nil {
 			return 0, nil, nil, err
 		}
-		payloads, err := s.seal(ctx, id, st.Customer.ID, decided)
+		payloads, _, err := s.seal(ctx, id, st.Customer.ID, decided, false)
 		if err != nil {
 			return 0, nil, nil, err
 		}

@@ -29,6 +29,8 @@ const (
 	// chainConstraint: the event before the first appended one is not stored (the stream is not at the
 	// expected version, or its predecessor is not committed yet).
 	chainConstraint = "events_chain_previous"
+	// dataKeyConstraint: the customer has a data key already (0007_personal_data.sql).
+	dataKeyConstraint = "pii_data_keys_customer_key"
 )
 
 // appendStatement builds the append: one statement, hence one implicit transaction and one round
@@ -47,7 +49,11 @@ const (
 //
 // Each outbox row keeps the W3C traceparent of the append's span ($9, NULL while tracing is off): the
 // relay continues the trace from it into the Kafka record's headers (internal/telemetry).
-func appendStatement(many, withKey bool) string {
+//
+// With a data key (AppendRequest.DataKey), the statement also stores the customer's new key: a key is
+// stored only with the first events it sealed, in their transaction, so a new customer's order costs
+// no extra commit.
+func appendStatement(many, withKey, withDataKey bool) string {
 	source := `VALUES ($1::uuid, $2::bigint + 1, $3::uuid, $4::text, $5::int, $6::jsonb, $7::jsonb, $8::timestamptz)`
 	outboxOrder := ""
 	if many {
@@ -72,15 +78,31 @@ func appendStatement(many, withKey bool) string {
             clock_timestamp() + $15::bigint * interval '1 millisecond', $16::bigint)
 )`
 	}
+	if withDataKey {
+		first := 10 // the data key's parameters follow the idempotency record's, if any
+		if withKey {
+			first = 17
+		}
+		sql += fmt.Sprintf(`, dk AS (
+    INSERT INTO pii_data_keys (key_id, customer_id, wrapped_key, master_key_id)
+    VALUES ($%d::uuid, $%d::text, $%d::bytea, $%d::text)
+)`, first, first+1, first+2, first+3)
+	}
 	return sql + `
 SELECT position, version, recorded_at FROM ev ORDER BY version`
 }
 
-// appendSQL[many][withKey], built once.
-var appendSQL = [2][2]string{
-	{appendStatement(false, false), appendStatement(false, true)},
-	{appendStatement(true, false), appendStatement(true, true)},
-}
+// appendSQL[many][withKey][withDataKey], built once.
+var appendSQL = func() (out [2][2][2]string) {
+	for many := range 2 {
+		for withKey := range 2 {
+			for withDataKey := range 2 {
+				out[many][withKey][withDataKey] = appendStatement(many == 1, withKey == 1, withDataKey == 1)
+			}
+		}
+	}
+	return out
+}()
 
 // Append stores the events after req.ExpectedVersion and returns them as envelopes, as stored
 // (position, version, recorded_at set; times in UTC at microsecond precision). When another append
@@ -170,7 +192,13 @@ func appendOn(ctx context.Context, q querier, req AppendRequest) (out []events.E
 		args = append(args, r.Scope, r.Key, r.RequestHash, int32(r.Status), response, ttl.Milliseconds(), version)
 	}
 
-	rows, err := q.Query(ctx, appendSQL[many][withKey], args...)
+	withDataKey := 0
+	if k := req.DataKey; k != nil {
+		withDataKey = 1
+		args = append(args, k.KeyID, k.CustomerID, k.Wrapped, k.MasterKeyID)
+	}
+
+	rows, err := q.Query(ctx, appendSQL[many][withKey][withDataKey], args...)
 	if err != nil {
 		return nil, appendError(id, req.ExpectedVersion, err)
 	}
@@ -221,6 +249,14 @@ func checkRequest(req AppendRequest) (uuid.UUID, error) {
 			return uuid.Nil, fmt.Errorf("event %d (%s) has no occurred_at", i, e.Type)
 		}
 	}
+	if k := req.DataKey; k != nil {
+		if _, err := uuid.Parse(k.KeyID); err != nil {
+			return uuid.Nil, fmt.Errorf("data key id is not a UUID: %w", err)
+		}
+		if k.CustomerID == "" || len(k.Wrapped) == 0 || k.MasterKeyID == "" {
+			return uuid.Nil, errors.New("data key without a customer, a wrapped key or a master key id")
+		}
+	}
 	if r := req.Idempotency; r != nil {
 		if r.Key == "" {
 			return uuid.Nil, errors.New("idempotency record without a key")
@@ -246,6 +282,8 @@ func appendError(id uuid.UUID, expected int64, err error) error {
 			return fmt.Errorf("append to %s after version %d: %w", id, expected, ErrVersionConflict)
 		case idempotencyConstraint:
 			return fmt.Errorf("append to %s: %w", id, ErrIdempotencyKeyExists)
+		case dataKeyConstraint:
+			return fmt.Errorf("append to %s: %w", id, ErrDataKeyExists)
 		}
 	}
 	if errors.As(err, &pg) && pg.ConstraintName == chainConstraint {

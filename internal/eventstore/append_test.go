@@ -32,6 +32,12 @@ func TestAppendRefusesBadRequests(t *testing.T) {
 		{"idempotency without key", AppendRequest{StreamID: id, Events: []NewEvent{good}, Idempotency: &IdempotencyRecord{}}, "without a key"},
 		{"idempotency for another order", AppendRequest{StreamID: id, Events: []NewEvent{good},
 			Idempotency: &IdempotencyRecord{Key: "k", OrderID: uuid.NewString()}}, "not the stream"},
+		{"data key id not a UUID", AppendRequest{StreamID: id, Events: []NewEvent{good},
+			DataKey: &DataKey{KeyID: "k1", CustomerID: "c", Wrapped: []byte{1}, MasterKeyID: "m"}}, "data key id is not a UUID"},
+		{"data key without a customer", AppendRequest{StreamID: id, Events: []NewEvent{good},
+			DataKey: &DataKey{KeyID: uuid.NewString(), Wrapped: []byte{1}, MasterKeyID: "m"}}, "data key without"},
+		{"data key not wrapped", AppendRequest{StreamID: id, Events: []NewEvent{good},
+			DataKey: &DataKey{KeyID: uuid.NewString(), CustomerID: "c", MasterKeyID: "m"}}, "data key without"},
 	}
 	s := New(nil) // a refused request never reaches the pool
 	for _, tt := range tests {
@@ -46,21 +52,23 @@ func TestAppendRefusesBadRequests(t *testing.T) {
 
 func TestAppendErrorMapsConstraints(t *testing.T) {
 	tests := []struct {
-		err               error
-		conflict, keyUsed bool
+		err                        error
+		conflict, keyUsed, dataKey bool
 	}{
-		{&pgconn.PgError{Code: "23505", ConstraintName: "events_stream_version_key"}, true, false},
-		{fmt.Errorf("wrapped: %w", &pgconn.PgError{Code: "23505", ConstraintName: "idempotency_keys_pkey"}), false, true},
-		{&pgconn.PgError{Code: "23505", ConstraintName: "events_event_id_key"}, false, false},
-		{&pgconn.PgError{Code: "23514", ConstraintName: "events_stream_version_key"}, false, false},
-		{context.DeadlineExceeded, false, false},
+		{&pgconn.PgError{Code: "23505", ConstraintName: "events_stream_version_key"}, true, false, false},
+		{fmt.Errorf("wrapped: %w", &pgconn.PgError{Code: "23505", ConstraintName: "idempotency_keys_pkey"}), false, true, false},
+		{&pgconn.PgError{Code: "23505", ConstraintName: "pii_data_keys_customer_key"}, false, false, true},
+		{&pgconn.PgError{Code: "23505", ConstraintName: "events_event_id_key"}, false, false, false},
+		{&pgconn.PgError{Code: "23514", ConstraintName: "events_stream_version_key"}, false, false, false},
+		{context.DeadlineExceeded, false, false, false},
 	}
 	for _, tt := range tests {
 		got := appendError(uuid.New(), 3, tt.err)
-		if errors.Is(got, ErrVersionConflict) != tt.conflict || errors.Is(got, ErrIdempotencyKeyExists) != tt.keyUsed {
-			t.Errorf("appendError(%v) = %v; want version conflict %v, key used %v", tt.err, got, tt.conflict, tt.keyUsed)
+		if errors.Is(got, ErrVersionConflict) != tt.conflict || errors.Is(got, ErrIdempotencyKeyExists) != tt.keyUsed ||
+			errors.Is(got, ErrDataKeyExists) != tt.dataKey {
+			t.Errorf("appendError(%v) = %v; want version conflict %v, key used %v, data key exists %v", tt.err, got, tt.conflict, tt.keyUsed, tt.dataKey)
 		}
-		if !tt.conflict && !tt.keyUsed && !errors.Is(got, tt.err) {
+		if !tt.conflict && !tt.keyUsed && !tt.dataKey && !errors.Is(got, tt.err) {
 			t.Errorf("appendError(%v) = %v, want the error itself wrapped", tt.err, got)
 		}
 	}

@@ -30,6 +30,9 @@ var (
 	// ErrIdempotencyKeyExists: the idempotency key was already used; nothing was appended. Read the
 	// stored record with Idempotency.
 	ErrIdempotencyKeyExists = errors.New("idempotency key already used")
+	// ErrDataKeyExists: AppendRequest.DataKey's customer has a data key already (another append stored
+	// one first); nothing was appended. Seal with that key and append again.
+	ErrDataKeyExists = errors.New("the customer has a data key already")
 )
 
 // Store reads and appends events.
@@ -83,4 +86,16 @@ type AppendRequest struct {
 	ExpectedVersion int64
 	Events          []NewEvent
 	Idempotency     *IdempotencyRecord
+	// DataKey (optional) is a customer's new data key that sealed personal data in Events: it is stored
+	// with them, in the same transaction, or not at all (ErrDataKeyExists when the customer has one).
+	DataKey *DataKey
+}
+
+// DataKey is a customer's data key as pii_data_keys stores it: wrapped by a master key
+// (internal/pii makes it).
+type DataKey struct {
+	KeyID       string // a UUID
+	CustomerID  string
+	Wrapped     []byte
+	MasterKeyID string
 }

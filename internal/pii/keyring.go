@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/pkg/events"
 )
 
@@ -159,6 +160,53 @@ func (k *Keyring) Key(ctx context.Context, customerID string) (*Key, error) {
 		}
 		k.remember(customerID, key)
 		return key, nil
+	}
+}
+
+// readSQL reads a customer's data key.
+const readSQL = `SELECT key_id::text, wrapped_key, master_key_id FROM pii_data_keys WHERE customer_id = $1`
+
+// SealerFor returns the customer's data key (a *Key) to seal with. For a customer who has none it
+// makes one and returns it with its row, not stored: the append of the events it seals stores it
+// (eventstore.AppendRequest.DataKey), in their transaction, so a new customer's order commits once
+// and a failed append leaves no key behind. Call Stored once that append committed; when it fails
+// with eventstore.ErrDataKeyExists (another append stored a key first), ask again.
+func (k *Keyring) SealerFor(ctx context.Context, customerID string) (events.Sealer, *eventstore.DataKey, error) {
+	if c, ok := k.cachedCustomer(customerID); ok {
+		return c, nil, nil
+	}
+	var id, masterID string
+	var wrapped []byte
+	err := k.db.QueryRow(ctx, readSQL, customerID).Scan(&id, &wrapped, &masterID)
+	switch {
+	case err == nil:
+		key, err := k.unwrap(id, wrapped, masterID)
+		if err != nil {
+			return nil, nil, err
+		}
+		k.remember(customerID, key)
+		return key, nil, nil
+	case !errors.Is(err, pgx.ErrNoRows):
+		return nil, nil, fmt.Errorf("data key of a customer: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, nil, err
+	}
+	id = uuid.Must(uuid.NewV7()).String()
+	aead, err := newAEAD(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &Key{id: id, aead: aead},
+		&eventstore.DataKey{KeyID: id, CustomerID: customerID, Wrapped: k.master.wrap(id, raw), MasterKeyID: k.master.ID()}, nil
+}
+
+// Stored tells the keyring that the append that stored the customer's new key (SealerFor)
+// committed: the key is cached as any key read.
+func (k *Keyring) Stored(customerID string, key events.Sealer) {
+	if key, ok := key.(*Key); ok {
+		k.remember(customerID, key)
 	}
 }
 

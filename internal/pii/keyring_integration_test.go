@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -191,5 +193,87 @@ func TestRotate(t *testing.T) {
 	}
 	if _, err := pii.New(owner, old, pii.Options{}).Opener(ctx, []string{sealed[0].KeyID}); err == nil {
 		t.Error("the old master key still unwraps after the rotation")
+	}
+}
+
+// A customer's new data key is stored by the append of the first events it sealed, in their
+// transaction: not before it, not when it fails, and one key per customer when two replicas made one
+// each (the second append fails with eventstore.ErrDataKeyExists and stores nothing).
+func TestNewKeyIsStoredWithItsFirstEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	owner := migrated(t)
+	master, _ := testenv.MasterKey(t)
+	pool := testenv.PostgresAs(t, owner, "orders_command")
+	store := eventstore.New(pool)
+	a := pii.New(pool, master, pii.Options{CacheTTL: time.Minute})
+	b := pii.New(testenv.PostgresAs(t, owner, "orders_command"), master, pii.Options{CacheTTL: time.Minute})
+	keysOf := func(customer string) []string {
+		t.Helper()
+		rows, _ := owner.Query(ctx, `SELECT key_id::text FROM pii_data_keys WHERE customer_id = $1`, customer)
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	ev := []eventstore.NewEvent{{Type: "Test", SchemaVersion: 1, Data: []byte(`{}`), OccurredAt: time.Now()}}
+
+	sa, rowA, err := a.SealerFor(ctx, "cus_9")
+	if err != nil || rowA == nil || rowA.KeyID != sa.(*pii.Key).KeyID() {
+		t.Fatalf("SealerFor(a new customer) = %v, %+v, %v; want a new key and its row", sa, rowA, err)
+	}
+	sb, rowB, err := b.SealerFor(ctx, "cus_9")
+	if err != nil || rowB == nil || rowB.KeyID == rowA.KeyID {
+		t.Fatalf("SealerFor on another replica = %v, %+v, %v; want another new key", sb, rowB, err)
+	}
+	if ids := keysOf("cus_9"); len(ids) != 0 {
+		t.Fatalf("keys stored before any append: %v", ids)
+	}
+	// An append that fails (the stream is not new) stores no key.
+	taken := uuid.NewString()
+	if _, err := store.Append(ctx, eventstore.AppendRequest{StreamID: taken, Events: ev}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Append(ctx, eventstore.AppendRequest{StreamID: taken, Events: ev, DataKey: rowA}); !errors.Is(err, eventstore.ErrVersionConflict) {
+		t.Fatalf("append to a taken stream = %v, want ErrVersionConflict", err)
+	}
+	if ids := keysOf("cus_9"); len(ids) != 0 {
+		t.Fatalf("a failed append stored the key: %v", ids)
+	}
+	first, second := uuid.NewString(), uuid.NewString()
+	if _, err := store.Append(ctx, eventstore.AppendRequest{StreamID: first, Events: ev, DataKey: rowA}); err != nil {
+		t.Fatal(err)
+	}
+	a.Stored("cus_9", sa)
+	if _, err := store.Append(ctx, eventstore.AppendRequest{StreamID: second, Events: ev, DataKey: rowB}); !errors.Is(err, eventstore.ErrDataKeyExists) {
+		t.Fatalf("the other replica's append with its own new key = %v, want ErrDataKeyExists", err)
+	}
+	if got, _ := store.Read(ctx, second, eventstore.Range{}); len(got) != 0 {
+		t.Errorf("the refused append stored %d events", len(got))
+	}
+	if ids := keysOf("cus_9"); len(ids) != 1 || ids[0] != rowA.KeyID {
+		t.Fatalf("keys stored = %v, want %s only", ids, rowA.KeyID)
+	}
+	// Asked again, the other replica finds the stored key; what it seals opens elsewhere.
+	again, row, err := b.SealerFor(ctx, "cus_9")
+	if err != nil || row != nil || again.(*pii.Key).KeyID() != rowA.KeyID {
+		t.Fatalf("SealerFor after the append = %v, %+v, %v; want the stored key %s", again, row, err, rowA.KeyID)
+	}
+	aad := events.AssociatedData(first, events.FieldCustomerEmail)
+	sealed, err := sa.Seal([]byte("ada@example.com"), aad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := pii.New(testenv.PostgresAs(t, owner, "orders_projector"), master, pii.Options{}).Opener(ctx, []string{sealed.KeyID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := o.Open(sealed, aad); err != nil || string(got) != "ada@example.com" {
+		t.Errorf("the projector opens %q, %v", got, err)
+	}
+	// The first replica cached it on Stored: it seals with it without asking Postgres.
+	if cached, row, err := a.SealerFor(ctx, "cus_9"); err != nil || row != nil || cached != sa {
+		t.Errorf("SealerFor after Stored = %v, %+v, %v; want the cached key", cached, row, err)
 	}
 }

@@ -43,6 +43,7 @@ type env struct {
 	staff  string       // the Authorization header every request sends unless it sets its own
 	client *http.Client // checks every request and answer against docs/openapi.yaml
 	svc    *command.Service
+	master pii.MasterKey
 }
 
 // setup serves the command API on a database of the test's own, connected as the service's role
@@ -72,7 +73,7 @@ func setup(t *testing.T, opts ...authtest.Options) *env {
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, pool: owner, issuer: issuer, staff: issuer.Bearer(t, authtest.Staff),
-		client: apispec.Client(t, "../../../docs/openapi.yaml", apispec.CommandServer), svc: svc}
+		client: apispec.Client(t, "../../../docs/openapi.yaml", apispec.CommandServer), svc: svc, master: master}
 }
 
 // as is the header pair that makes a request p's.
@@ -335,6 +336,76 @@ func TestHealth(t *testing.T) {
 	for _, p := range []string{"/healthz", "/readyz"} {
 		if res, raw := e.do("GET", p, ""); res.StatusCode != 200 {
 			t.Errorf("GET %s = %d %s", p, res.StatusCode, raw)
+		}
+	}
+}
+
+// A new customer's first orders, placed at once on two replicas (keyrings that share no cache), store
+// one data key in all, with the first order that sealed with it: every order seals with that key and
+// reads back in plain text; a losing order is sealed again with the winner's key, never with one that
+// was not stored.
+func TestConcurrentFirstOrdersOfANewCustomerShareOneKey(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	// The second replica: its own pool, keyring and server, on the same database, with e's master key.
+	pool := testenv.PostgresAs(t, e.pool, "orders_command")
+	svc := &command.Service{Store: eventstore.New(pool), Keys: pii.New(pool, e.master, pii.Options{}), MaxRetries: 5}
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Commands: svc, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		BodyLimit: "16KB", Ready: pool.Ping, Auth: e.issuer.Auth}))
+	t.Cleanup(srv.Close)
+	const n = 16
+	body := strings.ReplaceAll(placeBody, "cus_1042", "cus_new")
+	var wg sync.WaitGroup
+	ids := make([]string, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			url := e.srv.URL
+			if i%2 == 1 {
+				url = srv.URL
+			}
+			req, _ := http.NewRequest("POST", url+"/orders", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", e.staff)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			raw, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 201 {
+				t.Errorf("POST /orders = %d %s", res.StatusCode, raw)
+				return
+			}
+			var o api.Order
+			if err := json.Unmarshal(raw, &o); err != nil {
+				t.Error(err)
+			}
+			ids[i] = o.ID
+		}()
+	}
+	wg.Wait()
+	rows, _ := e.pool.Query(context.Background(), `SELECT key_id::text FROM pii_data_keys WHERE customer_id = 'cus_new'`)
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("data keys of the new customer = %v, %v; want one", keys, err)
+	}
+	var sealedWith []string
+	rows, _ = e.pool.Query(context.Background(), `SELECT DISTINCT data->'customer'->'email'->>'key_id' FROM events WHERE type = 'OrderPlaced'
+		AND data->'customer'->>'id' = 'cus_new'`)
+	if sealedWith, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil || len(sealedWith) != 1 || sealedWith[0] != keys[0] {
+		t.Errorf("the orders sealed with %v (%v), want the stored key %s only", sealedWith, err, keys[0])
+	}
+	for _, id := range ids {
+		if id == "" {
+			continue
+		}
+		res, raw := e.do("GET", "/orders/"+id, "")
+		var o api.Order
+		if err := json.Unmarshal(raw, &o); err != nil || res.StatusCode != 200 || o.Customer.Email == nil || *o.Customer.Email != "ada@example.com" {
+			t.Errorf("GET /orders/%s = %d %s, want the email in plain text", id, res.StatusCode, raw)
 		}
 	}
 }
