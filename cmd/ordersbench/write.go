@@ -103,7 +103,7 @@ func benchWrite(ctx context.Context, cfg writeConfig, stdout io.Writer) error {
 	}
 	postOpen := func(ctx context.Context, w, _ int) error { return postOrder(ctx, client, open.URL, "", placeBody) }
 	postPlain := func(ctx context.Context, w, _ int) error { return postOrder(ctx, client, plain.URL, "", placeBody) }
-	// Every order a new customer: its data key is made (and stored) by that request.
+	// Every order a new customer: its data key is made by that request and stored with its events.
 	postNew := func(ctx context.Context, w, seq int) error {
 		return postOrder(ctx, client, open.URL, "", strings.Replace(placeBody, `"cus_1042"`, fmt.Sprintf(`"cus-%d-%d-%d"`, time.Now().UnixNano()%1e6, w, seq), 1))
 	}
@@ -193,8 +193,9 @@ the API as it runs, sealing the customer's name, email and address with the cust
 (three AES-256-GCM seals, the key read from Postgres once a PII_KEY_CACHE_TTL, 1 s) before the append
 (events of about twice the size: 674 bytes instead of 318). "Without": the same API
 writing the events as the release before did (EVENTS_WRITE_VERSION=1: plain text, no key). "A new
-customer each": every order of a customer never seen, so each request also makes and stores a data
-key (one more round trip): the worst case.
+customer each": every order of a customer never seen, so each request also reads that the customer
+has no key (one more round trip, a read) and stores a new one with the order's events (in the same
+statement): the worst case.
 
 | clients | with encryption per s | without per s | ratio | with p50 / p99 | without p50 / p99 | a new customer each per s (ratio) |
 |---|---|---|---|---|---|---|
