@@ -296,3 +296,35 @@ func TestURLKeySetFollowsRotation(t *testing.T) {
 		t.Errorf("%d fetches for the unknown kid, want 1", fetches-before)
 	}
 }
+
+// The first requests after a start arrive together: those that find the key set still loading wait
+// for it rather than answer 503 (ordersbench's freshness load got one such auth_unavailable).
+func TestFirstRequestsWaitForTheKeySetsFirstLoad(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k", Algorithm: "ES256", Use: "sig"}}}
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(started); <-release })
+		_ = json.NewEncoder(w).Encode(set)
+	}))
+	defer srv.Close()
+	v, _ := auth.NewVerifier(auth.VerifierConfig{Keys: auth.NewURLKeySet(srv.URL, nil, time.Hour, time.Minute), Issuer: "i", Audience: "a"})
+	tok, err := auth.Sign(key, "k", jose.ES256, auth.TokenRequest{Issuer: "i", Audience: "a", Subject: "s", Role: auth.Staff, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 9)
+	go func() { _, err := v.Verify(context.Background(), tok); errs <- err }()
+	<-started // the first request is loading the set
+	for range 8 {
+		go func() { _, err := v.Verify(context.Background(), tok); errs <- err }()
+	}
+	time.Sleep(200 * time.Millisecond) // the others arrive while the load runs
+	close(release)
+	for range 9 {
+		if err := <-errs; err != nil {
+			t.Errorf("Verify during the first load = %v, want it to wait and pass", err)
+		}
+	}
+}

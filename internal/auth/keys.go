@@ -102,7 +102,7 @@ func (ks *KeySet) Ready(ctx context.Context) error {
 	if ks.set.Load() != nil {
 		return nil
 	}
-	ks.reload(ctx, true)
+	ks.reload(ctx, force)
 	if ks.set.Load() == nil {
 		ks.mu.Lock()
 		defer ks.mu.Unlock()
@@ -115,8 +115,14 @@ func (ks *KeySet) Ready(ctx context.Context) error {
 // without a kid is accepted only when the set holds exactly one key.
 func (ks *KeySet) Lookup(ctx context.Context, kid string, alg jose.SignatureAlgorithm) (any, error) {
 	set := ks.set.Load()
-	if set == nil || ks.now().Sub(time.Unix(0, ks.loadedAt.Load())) > ks.refresh {
-		ks.reload(ctx, false)
+	switch {
+	case set == nil:
+		// Nothing to go on with: wait for a load in progress (the first requests after a start all
+		// arrive here at once) rather than refuse while it runs.
+		ks.reload(ctx, wait)
+		set = ks.set.Load()
+	case ks.now().Sub(time.Unix(0, ks.loadedAt.Load())) > ks.refresh:
+		ks.reload(ctx, try)
 		set = ks.set.Load()
 	}
 	if set == nil {
@@ -125,7 +131,7 @@ func (ks *KeySet) Lookup(ctx context.Context, kid string, alg jose.SignatureAlgo
 	k, ok := find(set, kid)
 	if !ok && kid != "" {
 		// Perhaps the issuer rotated its keys: look again, at most every minRefresh.
-		ks.reload(ctx, false)
+		ks.reload(ctx, try)
 		if set = ks.set.Load(); set != nil {
 			k, ok = find(set, kid)
 		}
@@ -154,17 +160,31 @@ func find(set *jose.JSONWebKeySet, kid string) (jose.JSONWebKey, bool) {
 	return jose.JSONWebKey{}, false
 }
 
-// reload loads the set again unless another goroutine is doing it or the last attempt was less than
-// minRefresh ago (force waits for a load in progress and ignores minRefresh: a readiness probe).
-func (ks *KeySet) reload(ctx context.Context, force bool) {
-	if force {
+// How reload goes about a load.
+type reloadMode int
+
+const (
+	// try: unless another request is loading or the last attempt was less than minRefresh ago; a
+	// request with a set goes on with it.
+	try reloadMode = iota
+	// wait: as try, but wait for a load in progress (a request without any set).
+	wait
+	// force: wait for a load in progress, and load whatever minRefresh says (a readiness probe).
+	force
+)
+
+// reload loads the set again as mode says.
+func (ks *KeySet) reload(ctx context.Context, mode reloadMode) {
+	if mode == try {
+		if !ks.mu.TryLock() {
+			return // another request is loading; this one goes on with the set it has
+		}
+	} else {
 		ks.mu.Lock()
-	} else if !ks.mu.TryLock() {
-		return // another request is loading; this one goes on with the set it has
 	}
 	defer ks.mu.Unlock()
 	now := ks.now()
-	if !force && !ks.attemptedAt.IsZero() && now.Sub(ks.attemptedAt) < ks.minRefresh {
+	if mode != force && !ks.attemptedAt.IsZero() && now.Sub(ks.attemptedAt) < ks.minRefresh {
 		return
 	}
 	ks.attemptedAt = now
