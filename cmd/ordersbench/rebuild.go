@@ -55,7 +55,7 @@ func benchRebuild(ctx context.Context, cfg searchConfig, stdout io.Writer) error
 	// The topic: n events in chunks (placed, item added, paid, shipped per order).
 	var finals []api.Order
 	for done := 0; done < cfg.Events; done += 100_000 {
-		recs, f, err := benchEvents(topic, min(100_000, cfg.Events-done))
+		recs, f, err := benchEvents(topic, min(100_000, cfg.Events-done), nil)
 		if err != nil {
 			return err
 		}

@@ -95,7 +95,7 @@ func benchScaleout(ctx context.Context, cfg scaleoutConfig, stdout io.Writer) er
 		return err
 	}
 	defer adm.DeleteTopics(context.WithoutCancel(ctx), topic) //nolint:errcheck // best effort
-	recs, finals, err := benchEvents(topic, cfg.Events)
+	recs, finals, err := benchEvents(topic, cfg.Events, nil)
 	if err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ func benchSearch(ctx context.Context, cfg searchConfig, stdout io.Writer) error 
 	}
 	defer adm.DeleteTopics(context.WithoutCancel(ctx), topic) //nolint:errcheck // best effort
 
-	recs, finals, err := benchEvents(topic, cfg.Events)
+	recs, finals, err := benchEvents(topic, cfg.Events, nil)
 	if err != nil {
 		return err
 	}
