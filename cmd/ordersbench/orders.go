@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -84,6 +85,64 @@ func benchEvents(topic string, n int, seal func(customerID string) (events.Seale
 	return recs, finals, nil
 }
 
+// sealedTopic holds the bench's orders with their personal data sealed, as the command service writes
+// them (schema version 2), on a topic of their own, and the customers' keys in a database of their own.
+type sealedTopic struct {
+	topic  string
+	events int
+	// keys is a keyring on those keys with a cold cache, as in a fresh process.
+	keys  func() *pii.Keyring
+	close func()
+}
+
+func newSealedTopic(ctx context.Context, cfg searchConfig, adm *kadm.Client, client *kgo.Client, plain string) (_ *sealedTopic, err error) {
+	var cleanup []func()
+	t := &sealedTopic{topic: plain + ".sealed", close: func() {
+		for _, f := range slices.Backward(cleanup) {
+			f()
+		}
+	}}
+	defer func() {
+		if err != nil {
+			t.close()
+		}
+	}()
+	if _, err := relay.EnsureTopic(ctx, adm, t.topic, 6, -1); err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() { _, _ = adm.DeleteTopics(context.WithoutCancel(ctx), t.topic) })
+	keysURL, drop, err := scratchDatabase(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, drop)
+	pool, err := pgxpool.New(ctx, keysURL)
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, pool.Close)
+	if err := eventstore.Migrate(ctx, pool); err != nil {
+		return nil, err
+	}
+	master, err := pii.ParseMasterKey([]byte(pii.NewMasterKeyText()))
+	if err != nil {
+		return nil, err
+	}
+	sealing := pii.New(pool, master, pii.Options{CacheTTL: time.Hour})
+	recs, _, err := benchEvents(t.topic, cfg.Events, func(customerID string) (events.Sealer, error) {
+		return sealing.Key(ctx, customerID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return nil, fmt.Errorf("produce: %w", err)
+	}
+	t.events = len(recs)
+	t.keys = func() *pii.Keyring { return pii.New(pool, master, pii.Options{}) }
+	return t, nil
+}
+
 // benchOrders measures projector-orders consuming a topic of n events into a fresh read model, beside
 // raw batched upserts of the same final rows (the same statements, 1,250 orders a transaction: what a
 // 5,000-event batch writes).
@@ -107,41 +166,11 @@ func benchOrders(ctx context.Context, cfg searchConfig, stdout io.Writer) error 
 	if err := client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return fmt.Errorf("produce: %w", err)
 	}
-	// The same orders with their personal data sealed, as the command service writes them, on a topic
-	// of their own; the customers' keys in a database of their own (the projector reads them through a
-	// keyring of its own, its cache cold at the start of each round, as in a fresh process).
-	sealedTopic := topic + ".sealed"
-	if _, err := relay.EnsureTopic(ctx, adm, sealedTopic, 6, -1); err != nil {
-		return err
-	}
-	defer adm.DeleteTopics(context.WithoutCancel(ctx), sealedTopic) //nolint:errcheck // best effort
-	keysURL, dropKeys, err := scratchDatabase(ctx, cfg.DatabaseURL)
+	sealed, err := newSealedTopic(ctx, cfg, adm, client, topic)
 	if err != nil {
 		return err
 	}
-	defer dropKeys()
-	keysPool, err := pgxpool.New(ctx, keysURL)
-	if err != nil {
-		return err
-	}
-	defer keysPool.Close()
-	if err := eventstore.Migrate(ctx, keysPool); err != nil {
-		return err
-	}
-	master, err := pii.ParseMasterKey([]byte(pii.NewMasterKeyText()))
-	if err != nil {
-		return err
-	}
-	sealing := pii.New(keysPool, master, pii.Options{CacheTTL: time.Hour})
-	sealedRecs, _, err := benchEvents(sealedTopic, cfg.Events, func(customerID string) (events.Sealer, error) {
-		return sealing.Key(ctx, customerID)
-	})
-	if err != nil {
-		return err
-	}
-	if err := client.ProduceSync(ctx, sealedRecs...).FirstErr(); err != nil {
-		return fmt.Errorf("produce: %w", err)
-	}
+	defer sealed.close()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	// project consumes a topic of n events into a fresh read model and returns the events per second.
@@ -196,8 +225,7 @@ func benchOrders(ctx context.Context, cfg searchConfig, stdout io.Writer) error 
 			return err
 		}
 		projRates = append(projRates, rate)
-		rate, err = project(sealedTopic, fmt.Sprintf("bench-orders-sealed-%d-%d", stamp, round), len(sealedRecs),
-			pii.New(keysPool, master, pii.Options{}))
+		rate, err = project(sealed.topic, fmt.Sprintf("bench-orders-sealed-%d-%d", stamp, round), sealed.events, sealed.keys())
 		if err != nil {
 			return fmt.Errorf("sealed: %w", err)
 		}
@@ -303,8 +331,10 @@ func ordersFreshness(ctx context.Context, cfg searchConfig, topic string, stamp 
 		return "", err
 	}
 	defer consumer.Close()
+	// The command API seals personal data with these keys; the projector opens it with them.
+	keys := benchKeys(pool)
 	m := projection.NewMetrics()
-	loop := &projection.Loop{Client: consumer, Handler: readmodel.Handler{Pool: pool, Generation: gen}, Parking: parking,
+	loop := &projection.Loop{Client: consumer, Handler: readmodel.Handler{Pool: pool, Generation: gen, Keys: keys}, Parking: parking,
 		Topic: topic, Group: group, Log: quiet, Metrics: m}
 	r := relay.New(relay.Config{Pool: pool, Client: producer, Topic: topic, Log: quiet})
 	rctx, stop := context.WithCancel(ctx)
@@ -313,7 +343,7 @@ func ordersFreshness(ctx context.Context, cfg searchConfig, topic string, stamp 
 	go func() { _ = loop.Run(rctx) }()
 	time.Sleep(2 * time.Second) // let the consumer join its group
 
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), Keys: benchKeys(pool), MaxRetries: 5}, Log: quiet, BodyLimit: "256KB", Ready: pool.Ping, Auth: benchIssuer.Auth}))
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Commands: &command.Service{Store: eventstore.New(pool), Keys: keys, MaxRetries: 5}, Log: quiet, BodyLimit: "256KB", Ready: pool.Ping, Auth: benchIssuer.Auth}))
 	defer srv.Close()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	res := loadgen.Run(ctx, 8, cfg.Load, func(ctx context.Context, w, _ int) error { return postOrder(ctx, hc, srv.URL, tokenFor(w), placeBody) })
@@ -323,6 +353,12 @@ func ordersFreshness(ctx context.Context, cfg searchConfig, topic string, stamp 
 	want := float64(res.Ops)
 	for deadline := time.Now().Add(60 * time.Second); m.Seen() < want && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond)
+	}
+	// A freshness of what was not projected would be no figure: every answered command's event is
+	// applied, none parked, or the run fails.
+	var parked dto.Metric
+	if err := m.Parked.Write(&parked); err != nil || m.Seen() < want || parked.GetCounter().GetValue() > 0 {
+		return "", fmt.Errorf("freshness: %.0f of %.0f events projected in 60 s, %.0f parked", m.Seen(), want, parked.GetCounter().GetValue())
 	}
 	h := gatherHistogram(m.Registry, "projector_freshness_seconds")
 	out := fmt.Sprintf("%.0f orders/s placed; commit to read-model commit p50 ≤ %s, p99 ≤ %s (histogram bucket bounds; %d events projected for %d answered commands)",
