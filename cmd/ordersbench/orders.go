@@ -143,6 +143,44 @@ func newSealedTopic(ctx context.Context, cfg searchConfig, adm *kadm.Client, cli
 	return t, nil
 }
 
+// scratchReadModel is a fresh database with the orders read model; done closes and drops it.
+func scratchReadModel(ctx context.Context, url string) (pool *pgxpool.Pool, gen int, done func(), err error) {
+	dbURL, drop, err := scratchDatabase(ctx, url)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if pool, err = pgxpool.New(ctx, dbURL); err != nil {
+		drop()
+		return nil, 0, nil, err
+	}
+	done = func() { pool.Close(); drop() }
+	if gen, err = readmodel.Ensure(ctx, pool); err != nil {
+		done()
+		return nil, 0, nil, err
+	}
+	return pool, gen, done, nil
+}
+
+// drainRate runs loop until its metrics have seen n events and returns the events per second. A
+// parked event fails the run: it was not projected, so the figure would not be of the work measured.
+func drainRate(ctx context.Context, loop *projection.Loop, n int) (float64, error) {
+	start := time.Now()
+	for loop.Metrics.Seen() < float64(n) {
+		if err := loop.RunOnce(ctx); err != nil {
+			return 0, err
+		}
+		if time.Since(start) > 10*time.Minute {
+			return 0, fmt.Errorf("projector: %v of %d events after 10 minutes", loop.Metrics.Seen(), n)
+		}
+	}
+	rate := float64(n) / time.Since(start).Seconds()
+	var d dto.Metric
+	if err := loop.Metrics.Parked.Write(&d); err != nil || d.GetCounter().GetValue() > 0 {
+		return 0, fmt.Errorf("projector: %v events parked", d.GetCounter().GetValue())
+	}
+	return rate, nil
+}
+
 // benchOrders measures projector-orders consuming a topic of n events into a fresh read model, beside
 // raw batched upserts of the same final rows (the same statements, 1,250 orders a transaction: what a
 // 5,000-event batch writes).
@@ -175,20 +213,11 @@ func benchOrders(ctx context.Context, cfg searchConfig, stdout io.Writer) error 
 
 	// project consumes a topic of n events into a fresh read model and returns the events per second.
 	project := func(topic, group string, n int, keys projection.Keys) (float64, error) {
-		dbURL, drop, err := scratchDatabase(ctx, cfg.DatabaseURL)
+		pool, gen, done, err := scratchReadModel(ctx, cfg.DatabaseURL)
 		if err != nil {
 			return 0, err
 		}
-		defer drop()
-		pool, err := pgxpool.New(ctx, dbURL)
-		if err != nil {
-			return 0, err
-		}
-		defer pool.Close()
-		gen, err := readmodel.Ensure(ctx, pool)
-		if err != nil {
-			return 0, err
-		}
+		defer done()
 		parking, err := readmodel.NewParking(ctx, pool, gen)
 		if err != nil {
 			return 0, err
@@ -198,24 +227,8 @@ func benchOrders(ctx context.Context, cfg searchConfig, stdout io.Writer) error 
 			return 0, err
 		}
 		defer consumer.Close()
-		m := projection.NewMetrics()
-		loop := &projection.Loop{Client: consumer, Handler: readmodel.Handler{Pool: pool, Generation: gen, Keys: keys}, Parking: parking,
-			Topic: topic, Group: group, Log: quiet, Metrics: m}
-		start := time.Now()
-		for m.Seen() < float64(n) {
-			if err := loop.RunOnce(ctx); err != nil {
-				return 0, err
-			}
-			if time.Since(start) > 10*time.Minute {
-				return 0, fmt.Errorf("projector: %v of %d events after 10 minutes", m.Seen(), n)
-			}
-		}
-		// A parked event was not projected: the figure would not be of the work measured.
-		var d dto.Metric
-		if err := m.Parked.Write(&d); err != nil || d.GetCounter().GetValue() > 0 {
-			return 0, fmt.Errorf("projector: %v events parked", d.GetCounter().GetValue())
-		}
-		return float64(n) / time.Since(start).Seconds(), nil
+		return drainRate(ctx, &projection.Loop{Client: consumer, Handler: readmodel.Handler{Pool: pool, Generation: gen, Keys: keys},
+			Parking: parking, Topic: topic, Group: group, Log: quiet, Metrics: projection.NewMetrics()}, n)
 	}
 
 	var projRates, sealedRates, rawRates []float64
@@ -232,20 +245,11 @@ func benchOrders(ctx context.Context, cfg searchConfig, stdout io.Writer) error 
 		sealedRates = append(sealedRates, rate)
 
 		rate, err = func() (float64, error) {
-			dbURL, drop, err := scratchDatabase(ctx, cfg.DatabaseURL)
+			pool, gen, done, err := scratchReadModel(ctx, cfg.DatabaseURL)
 			if err != nil {
 				return 0, err
 			}
-			defer drop()
-			pool, err := pgxpool.New(ctx, dbURL)
-			if err != nil {
-				return 0, err
-			}
-			defer pool.Close()
-			gen, err := readmodel.Ensure(ctx, pool)
-			if err != nil {
-				return 0, err
-			}
+			defer done()
 			start := time.Now()
 			for i := 0; i < len(finals); i += 1250 {
 				err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {

@@ -87,24 +87,8 @@ func benchSearch(ctx context.Context, cfg searchConfig, stdout io.Writer) error 
 			return 0, err
 		}
 		defer consumer.Close()
-		m := projection.NewMetrics()
-		loop := &projection.Loop{Client: consumer, Handler: searchindex.Handler{Index: ix, Keys: keys}, Parking: parking, Topic: topic, Group: prefix,
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m}
-		start := time.Now()
-		for m.Seen() < float64(n) {
-			if err := loop.RunOnce(ctx); err != nil {
-				return 0, err
-			}
-			if time.Since(start) > 10*time.Minute {
-				return 0, fmt.Errorf("projector: %v of %d events after 10 minutes", m.Seen(), n)
-			}
-		}
-		// A parked event was not projected: the figure would not be of the work measured.
-		var d dto.Metric
-		if err := m.Parked.Write(&d); err != nil || d.GetCounter().GetValue() > 0 {
-			return 0, fmt.Errorf("projector: %v events parked", d.GetCounter().GetValue())
-		}
-		return float64(n) / time.Since(start).Seconds(), nil
+		return drainRate(ctx, &projection.Loop{Client: consumer, Handler: searchindex.Handler{Index: ix, Keys: keys}, Parking: parking,
+			Topic: topic, Group: prefix, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: projection.NewMetrics()}, n)
 	}
 
 	var projRates, sealedRates, rawRates []float64
