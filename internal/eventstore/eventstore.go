@@ -1,6 +1,7 @@
 // Package eventstore is the Postgres event store, the source of truth of orders: it appends an order's
-// new events and their outbox rows in one transaction and one round trip, guarded by
-// UNIQUE(stream_id, version), and reads an order's history back. Schema: migrations/*.sql.
+// new events and their outbox rows (and a new customer's data key, with the first events it sealed) in
+// one transaction and one round trip, guarded by UNIQUE(stream_id, version), and reads an order's
+// history back. Schema: migrations/*.sql.
 //
 // Pool settings are the caller's. The store never keeps a transaction open across round trips (an
 // append is one statement), but the processes that share the database, the command service and the
