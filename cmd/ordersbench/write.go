@@ -109,8 +109,12 @@ func benchWrite(ctx context.Context, cfg writeConfig, stdout io.Writer) error {
 	newCustomer := func(w, seq int) string {
 		return strings.Replace(placeBody, `"cus_1042"`, fmt.Sprintf(`"cus-%d-%d-%d"`, time.Now().UnixNano()%1e6, w, seq), 1)
 	}
-	postNew := func(ctx context.Context, w, seq int) error { return postOrder(ctx, client, open.URL, "", newCustomer(w, seq)) }
-	postPlainNew := func(ctx context.Context, w, seq int) error { return postOrder(ctx, client, plain.URL, "", newCustomer(w, seq)) }
+	postNew := func(ctx context.Context, w, seq int) error {
+		return postOrder(ctx, client, open.URL, "", newCustomer(w, seq))
+	}
+	postPlainNew := func(ctx context.Context, w, seq int) error {
+		return postOrder(ctx, client, plain.URL, "", newCustomer(w, seq))
+	}
 
 	// Tracing on: every request sampled, spans batched to an exporter that drops them (the cost of making
 	// and queueing them, and of the outbox row's traceparent, without a collector's network in the way).
