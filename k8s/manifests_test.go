@@ -539,6 +539,10 @@ func TestSecretsAreReferencedNotWritten(t *testing.T) {
 var serviceDBSecret = map[string]string{"command": "orders-db-command", "outbox-relay": "orders-db-relay",
 	"projector-orders": "orders-db-projector", "query": "orders-db-query", "projector-search": "orders-db-keyreader"}
 
+// serviceDBRole is each service's Postgres role, whose password is its serviceDBSecret.
+var serviceDBRole = map[string]string{"command": "orders_command", "outbox-relay": "orders_relay", "projector-orders": "orders_projector",
+	"query": "orders_query", "projector-search": "orders_keyreader"}
+
 // Every service role is a managed role of the Cluster with its service's Secret, and the owner is a
 // member of each (the migration then grants their rights).
 func TestServiceRolesAreManaged(t *testing.T) {
@@ -559,8 +563,7 @@ func TestServiceRolesAreManaged(t *testing.T) {
 			}
 		}
 		for svc, secret := range serviceDBSecret {
-			role := map[string]string{"command": "orders_command", "outbox-relay": "orders_relay", "projector-orders": "orders_projector",
-				"query": "orders_query", "projector-search": "orders_keyreader"}[svc]
+			role := serviceDBRole[svc]
 			if secrets[role] != secret {
 				t.Errorf("%s: role %s takes its password from %q, want %s (what %s logs in with)", ov.dir, role, secrets[role], secret, svc)
 			}

@@ -9,9 +9,8 @@
 # projector-orders: orders_projector, projector-search: orders_keyreader (the data keys only), query:
 # orders_query; deploy/local/stack.sh db-url; the console, an operator tool like ordersctl, logs in as
 # the owner), the master key of personal data (PII_MASTER_KEY_FILE, .local/pii/master.key, made by
-# stack.sh when missing), and runs with
-# AUTH_MODE=dev: the services trust the development signing key under .local/auth (made on first use),
-# and `bin/ordersctl token` signs tokens with it. Logs go to .local/services/<name>.log. A service whose
+# stack.sh when missing), and runs with AUTH_MODE=dev: the services trust the development signing key
+# under .local/auth (made on first use), and `bin/ordersctl token` signs tokens with it. Logs go to .local/services/<name>.log. A service whose
 # binary does not exist yet is listed as "not built". Ports (environment, defaults in brackets):
 # COMMAND_PORT [8080], QUERY_PORT [8081], RELAY_PORT [8082], PROJECTOR_ORDERS_PORT [8083],
 # PROJECTOR_SEARCH_PORT [8084], CONSOLE_PORT [8085]. Consumer groups: PROJECTOR_ORDERS_GROUP [projector-orders],
