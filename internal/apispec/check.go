@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,14 +28,14 @@ const (
 
 // The spec is parsed once per test binary: building the validator takes a while.
 var (
-	loadOnce  sync.Mutex
+	loadMu    sync.Mutex
 	loaded    = map[string]validator.Validator{}
 	validates sync.Mutex // validation runs one at a time (the validator's caches are shared)
 )
 
 func load(path string) (validator.Validator, error) {
-	loadOnce.Lock()
-	defer loadOnce.Unlock()
+	loadMu.Lock()
+	defer loadMu.Unlock()
 	if v, ok := loaded[path]; ok {
 		return v, nil
 	}
@@ -127,7 +128,11 @@ func (c *checker) RoundTrip(req *http.Request) (*http.Response, error) {
 	res.Body = io.NopCloser(bytes.NewReader(resBody))
 
 	what := req.Method + " " + req.URL.RequestURI()
-	known := !hasType(reqErrs, "path", "missingOperation")
+	// A route or method docs/openapi.yaml does not have: no answer to check it against. (A request to a
+	// known operation with a bad path parameter is still one whose answer is checked.)
+	known := !slices.ContainsFunc(reqErrs, func(e *verrors.ValidationError) bool {
+		return e.IsPathMissingError() || e.IsOperationMissingError()
+	})
 	switch {
 	case !reqOK && res.StatusCode < 400:
 		c.t.Errorf("apispec: %s: the server answered %d to a request docs/openapi.yaml forbids: %s", what, res.StatusCode, describe(reqErrs))
@@ -145,17 +150,6 @@ func (c *checker) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	return res, nil
-}
-
-func hasType(errs []*verrors.ValidationError, types ...string) bool {
-	for _, e := range errs {
-		for _, t := range types {
-			if e.ValidationType == t || e.ValidationSubType == t {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 func problemCode(body []byte) string {

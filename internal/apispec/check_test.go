@@ -29,6 +29,10 @@ func TestClientCatchesDrift(t *testing.T) {
 		case r.URL.Path == "/healthz":
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write([]byte(`{"status": "ok"}`))
+		case strings.HasPrefix(r.URL.Path, "/orders/not-a-uuid"):
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(404)
+			_, _ = w.Write([]byte(`{"oops": 1}`))
 		case strings.HasSuffix(r.URL.Path, "/events"):
 			w.Header().Set("Content-Type", "application/problem+json")
 			w.WriteHeader(400)
@@ -45,6 +49,7 @@ func TestClientCatchesDrift(t *testing.T) {
 		{"an answer unlike the document", "GET", "/healthz?bad=1", "", "does not match"},
 		{"a refusal of what the document allows", "GET", "/orders/01936f3e-0000-7000-8000-000000000001/events?limit=5", "", "refused (400 invalid_limit)"},
 		{"an operation of the other server", "GET", "/orders", "", "forbids"},
+		{"an answer unlike the document, to a bad path parameter", "GET", "/orders/not-a-uuid/events", "", "does not match"},
 		{"a body the document forbids, accepted", "POST", "/orders/01936f3e-0000-7000-8000-000000000001/cancellation", `{"reason": ""}`, "forbids"},
 	}
 	for _, tt := range tests {
