@@ -74,7 +74,7 @@ func startPipeline(t *testing.T, trace bool) *pipeline {
 	if err := ix.Ensure(ctx, prefix+"-orders-v1"); err != nil {
 		t.Fatal(err)
 	}
-	sparking, err := searchindex.NewParking(ctx, p.osc, alias+"-parked")
+	sparking, err := searchindex.NewParking(ctx, p.osc, searchindex.ParkingIndex(alias))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -290,7 +289,7 @@ func startStack(t *testing.T) *stack {
 	// (as testenv.PostgresAs does), so Postgres checks every statement against the role's rights.
 	as := func(role string) string { return "DATABASE_URL=" + st.dbURL + "&options=-c%20role%3D" + role }
 	run := func(service string, env ...string) string {
-		addr := freePort(t)
+		addr := testenv.FreeAddr(t)
 		cmd := exec.Command(filepath.Join(bin, service))
 		cmd.Env = append(append(common, env...), "HTTP_ADDR="+addr)
 		log, err := os.Create(filepath.Join(st.logDir, service+".log"))
@@ -343,16 +342,6 @@ func startStack(t *testing.T) *stack {
 	run("projector-search", as("orders_keyreader"), "PROJECTOR_GROUP="+st.groups[rebuild.Search], "PROJECTOR_INSTANCE_ID="+name+"-s")
 	st.query = run("query", as("orders_query"))
 	return st
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func (st *stack) token(t *testing.T, req auth.TokenRequest) string {

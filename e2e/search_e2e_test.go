@@ -72,9 +72,7 @@ func TestCommandToSearch(t *testing.T) {
 
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		req, _ := http.NewRequest("GET", query.URL+"/orders/search?limit=10", nil)
-		req.Header.Set("Authorization", bearer)
-		res, err := http.DefaultClient.Do(req)
+		res, err := get(bearer, query.URL+"/orders/search?limit=10")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
@@ -38,26 +36,16 @@ type historyConfig struct {
 // with snapshots and without, beside the same on a 1-event order; and time travel to version Travel.
 // One client, one request at a time: these are latencies, not throughput.
 func benchHistory(ctx context.Context, cfg historyConfig, stdout io.Writer) error {
-	dbURL, drop, err := scratchDatabase(ctx, cfg.DatabaseURL)
+	pool, done, err := scratchPool(ctx, cfg.DatabaseURL, 8)
 	if err != nil {
 		return err
 	}
-	defer drop()
-	pc, err := pgxpool.ParseConfig(dbURL)
-	if err != nil {
-		return err
-	}
-	pc.MaxConns = 8
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+	defer done()
 	if err := eventstore.Migrate(ctx, pool); err != nil {
 		return err
 	}
-	var fsync, syncCommit string
-	if err := pool.QueryRow(ctx, "SELECT current_setting('fsync'), current_setting('synchronous_commit')").Scan(&fsync, &syncCommit); err != nil {
+	fsync, syncCommit, err := durability(ctx, pool)
+	if err != nil {
 		return err
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -131,30 +119,19 @@ func benchHistory(ctx context.Context, cfg historyConfig, stdout io.Writer) erro
 	// The GETs first, while the long orders sit furthest from their snapshots; the commands after,
 	// which move them on (a load then folds anything from 0 to Every-1 events).
 	samples := map[string][]time.Duration{}
-	for round := range cfg.Rounds {
-		for _, f := range figures {
-			if strings.HasPrefix(f.name, "command/") {
-				continue
+	for _, commands := range []bool{false, true} {
+		for round := range cfg.Rounds {
+			for _, f := range figures {
+				if strings.HasPrefix(f.name, "command/") != commands {
+					continue
+				}
+				lat, err := measure(ctx, cfg.Duration, f.max, f.op)
+				if err != nil {
+					return fmt.Errorf("%s: %w", f.name, err)
+				}
+				samples[f.name] = append(samples[f.name], lat...)
+				fmt.Fprintf(stdout, "round %d %-13s %s\n", round+1, f.name, summary(lat))
 			}
-			lat, err := measure(ctx, cfg.Duration, 0, f.op)
-			if err != nil {
-				return fmt.Errorf("%s: %w", f.name, err)
-			}
-			samples[f.name] = append(samples[f.name], lat...)
-			fmt.Fprintf(stdout, "round %d %-13s %s\n", round+1, f.name, summary(lat))
-		}
-	}
-	for round := range cfg.Rounds {
-		for _, f := range figures {
-			if !strings.HasPrefix(f.name, "command/") {
-				continue
-			}
-			lat, err := measure(ctx, cfg.Duration, f.max, f.op)
-			if err != nil {
-				return fmt.Errorf("%s: %w", f.name, err)
-			}
-			samples[f.name] = append(samples[f.name], lat...)
-			fmt.Fprintf(stdout, "round %d %-13s %s\n", round+1, f.name, summary(lat))
 		}
 	}
 	var sizeAfter int64
@@ -307,16 +284,11 @@ func waitForSnapshot(ctx context.Context, store *eventstore.Store, ids []string,
 func getOrder(ctx context.Context, client *http.Client, url string) error {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	req.Header.Set("Authorization", tokenFor(0))
-	res, err := client.Do(req)
-	if err != nil {
-		return err
+	status, err := send(client, req)
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("GET %s = %d", url, status)
 	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s = %d", url, res.StatusCode)
-	}
-	return nil
+	return err
 }
 
 func readdress(ctx context.Context, client *http.Client, base, id string, seq int) error {
@@ -324,14 +296,20 @@ func readdress(ctx context.Context, client *http.Client, base, id string, seq in
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, base+"/orders/"+id+"/shipping-address", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", tokenFor(0))
+	status, err := send(client, req)
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("PUT shipping-address of %s = %d", id, status)
+	}
+	return err
+}
+
+// send sends req, reads its answer to the end and returns its status code.
+func send(client *http.Client, req *http.Request) (int, error) {
 	res, err := client.Do(req)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	_, _ = io.Copy(io.Discard, res.Body)
 	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("PUT shipping-address of %s = %d", id, res.StatusCode)
-	}
-	return nil
+	return res.StatusCode, nil
 }

@@ -85,6 +85,37 @@ func benchEvents(topic string, n int, seal func(customerID string) (events.Seale
 	return recs, finals, nil
 }
 
+// newTopic makes a producer (acks=all, 5 ms linger) on brokers, its admin client, and topic with
+// partitions partitions; done deletes the topic (best effort) and closes the client.
+func newTopic(ctx context.Context, brokers []string, topic string, partitions int32) (client *kgo.Client, adm *kadm.Client, done func(), err error) {
+	client, err = kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	adm = kadm.NewClient(client)
+	if _, err := relay.EnsureTopic(ctx, adm, topic, partitions, -1); err != nil {
+		client.Close()
+		return nil, nil, nil, err
+	}
+	return client, adm, func() {
+		_, _ = adm.DeleteTopics(context.WithoutCancel(ctx), topic) // best effort
+		client.Close()
+	}, nil
+}
+
+// produceEvents produces the records of n events (benchEvents, with seal) to topic and returns them
+// with each order's final state.
+func produceEvents(ctx context.Context, client *kgo.Client, topic string, n int, seal func(customerID string) (events.Sealer, error)) ([]*kgo.Record, []api.Order, error) {
+	recs, finals, err := benchEvents(topic, n, seal)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return nil, nil, fmt.Errorf("produce: %w", err)
+	}
+	return recs, finals, nil
+}
+
 // sealedTopic holds the bench's orders with their personal data sealed, as the command service writes
 // them (schema version 2), on a topic of their own, and the customers' keys in a database of their own.
 type sealedTopic struct {
@@ -129,14 +160,11 @@ func newSealedTopic(ctx context.Context, cfg searchConfig, adm *kadm.Client, cli
 		return nil, err
 	}
 	sealing := pii.New(pool, master, pii.Options{CacheTTL: time.Hour})
-	recs, _, err := benchEvents(t.topic, cfg.Events, func(customerID string) (events.Sealer, error) {
+	recs, _, err := produceEvents(ctx, client, t.topic, cfg.Events, func(customerID string) (events.Sealer, error) {
 		return sealing.Key(ctx, customerID)
 	})
 	if err != nil {
 		return nil, err
-	}
-	if err := client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return nil, fmt.Errorf("produce: %w", err)
 	}
 	t.events = len(recs)
 	t.keys = func() *pii.Keyring { return pii.New(pool, master, pii.Options{}) }
@@ -145,15 +173,9 @@ func newSealedTopic(ctx context.Context, cfg searchConfig, adm *kadm.Client, cli
 
 // scratchReadModel is a fresh database with the orders read model; done closes and drops it.
 func scratchReadModel(ctx context.Context, url string) (pool *pgxpool.Pool, gen int, done func(), err error) {
-	dbURL, drop, err := scratchDatabase(ctx, url)
-	if err != nil {
+	if pool, done, err = scratchPool(ctx, url, 0); err != nil {
 		return nil, 0, nil, err
 	}
-	if pool, err = pgxpool.New(ctx, dbURL); err != nil {
-		drop()
-		return nil, 0, nil, err
-	}
-	done = func() { pool.Close(); drop() }
 	if gen, err = readmodel.Ensure(ctx, pool); err != nil {
 		done()
 		return nil, 0, nil, err
@@ -174,35 +196,33 @@ func drainRate(ctx context.Context, loop *projection.Loop, n int) (float64, erro
 		}
 	}
 	rate := float64(n) / time.Since(start).Seconds()
-	var d dto.Metric
-	if err := loop.Metrics.Parked.Write(&d); err != nil || d.GetCounter().GetValue() > 0 {
-		return 0, fmt.Errorf("projector: %v events parked", d.GetCounter().GetValue())
+	if parked, err := parkedEvents(loop.Metrics); err != nil || parked > 0 {
+		return 0, fmt.Errorf("projector: %v events parked", parked)
 	}
 	return rate, nil
+}
+
+// parkedEvents reads the count of events the projector parked from its metrics.
+func parkedEvents(m *projection.Metrics) (float64, error) {
+	var d dto.Metric
+	err := m.Parked.Write(&d)
+	return d.GetCounter().GetValue(), err
 }
 
 // benchOrders measures projector-orders consuming a topic of n events into a fresh read model, beside
 // raw batched upserts of the same final rows (the same statements, 1,250 orders a transaction: what a
 // 5,000-event batch writes).
 func benchOrders(ctx context.Context, cfg searchConfig, stdout io.Writer) error {
-	client, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5*time.Millisecond))
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	adm := kadm.NewClient(client)
 	stamp := time.Now().UnixNano()
 	topic := fmt.Sprintf("bench.orders.%d", stamp)
-	if _, err := relay.EnsureTopic(ctx, adm, topic, 6, -1); err != nil {
-		return err
-	}
-	defer adm.DeleteTopics(context.WithoutCancel(ctx), topic) //nolint:errcheck // best effort
-	recs, finals, err := benchEvents(topic, cfg.Events, nil)
+	client, adm, deleteTopic, err := newTopic(ctx, cfg.Brokers, topic, 6)
 	if err != nil {
 		return err
 	}
-	if err := client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return fmt.Errorf("produce: %w", err)
+	defer deleteTopic()
+	recs, finals, err := produceEvents(ctx, client, topic, cfg.Events, nil)
+	if err != nil {
+		return err
 	}
 	sealed, err := newSealedTopic(ctx, cfg, adm, client, topic)
 	if err != nil {
@@ -360,9 +380,8 @@ func ordersFreshness(ctx context.Context, cfg searchConfig, topic string, stamp 
 	}
 	// A freshness of what was not projected would be no figure: every answered command's event is
 	// applied, none parked, or the run fails.
-	var parked dto.Metric
-	if err := m.Parked.Write(&parked); err != nil || m.Seen() < want || parked.GetCounter().GetValue() > 0 {
-		return "", fmt.Errorf("freshness: %.0f of %.0f events projected in 60 s, %.0f parked", m.Seen(), want, parked.GetCounter().GetValue())
+	if parked, err := parkedEvents(m); err != nil || m.Seen() < want || parked > 0 {
+		return "", fmt.Errorf("freshness: %.0f of %.0f events projected in 60 s, %.0f parked", m.Seen(), want, parked)
 	}
 	h := gatherHistogram(m.Registry, "projector_freshness_seconds")
 	out := fmt.Sprintf("%.0f orders/s placed; commit to read-model commit p50 ≤ %s, p99 ≤ %s (histogram bucket bounds; %d events projected for %d answered commands)",

@@ -17,15 +17,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/opensearch-project/opensearch-go/v2"
 	"github.com/opensearch-project/opensearch-go/v2/opensearchapi"
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orders-oss/orders/internal/command"
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/loadgen"
 	"github.com/orders-oss/orders/internal/pii"
 	"github.com/orders-oss/orders/internal/readmodel"
-	"github.com/orders-oss/orders/internal/relay"
 	"github.com/orders-oss/orders/internal/searchindex"
 	"github.com/orders-oss/orders/pkg/api"
 	"github.com/orders-oss/orders/services/command/httpapi"
@@ -39,28 +36,20 @@ func benchRebuild(ctx context.Context, cfg searchConfig, stdout io.Writer) error
 	if err != nil {
 		return err
 	}
-	client, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5*time.Millisecond))
+	stamp := time.Now().UnixNano()
+	topic := fmt.Sprintf("bench.rebuild.%d", stamp)
+	client, _, deleteTopic, err := newTopic(ctx, cfg.Brokers, topic, 6)
 	if err != nil {
 		return err
 	}
-	defer client.Close()
-	adm := kadm.NewClient(client)
-	stamp := time.Now().UnixNano()
-	topic := fmt.Sprintf("bench.rebuild.%d", stamp)
-	if _, err := relay.EnsureTopic(ctx, adm, topic, 6, -1); err != nil {
-		return err
-	}
-	defer adm.DeleteTopics(context.WithoutCancel(ctx), topic) //nolint:errcheck // best effort
+	defer deleteTopic()
 
 	// The topic: n events in chunks (placed, item added, paid, shipped per order).
 	var finals []api.Order
 	for done := 0; done < cfg.Events; done += 100_000 {
-		recs, f, err := benchEvents(topic, min(100_000, cfg.Events-done), nil)
+		_, f, err := produceEvents(ctx, client, topic, min(100_000, cfg.Events-done), nil)
 		if err != nil {
 			return err
-		}
-		if err := client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-			return fmt.Errorf("produce: %w", err)
 		}
 		finals = append(finals, f...)
 	}

@@ -25,7 +25,6 @@ import (
 	"github.com/orders-oss/orders/internal/loadgen"
 	"github.com/orders-oss/orders/internal/projection"
 	"github.com/orders-oss/orders/internal/readmodel"
-	"github.com/orders-oss/orders/internal/relay"
 )
 
 type scaleoutConfig struct {
@@ -46,7 +45,6 @@ type scaleoutConfig struct {
 
 // scaleoutRun is one measurement: k members of one group draining the topic into a fresh read model.
 type scaleoutRun struct {
-	Members  int
 	Rate     float64 // events per second, group stable to everything committed
 	Busy     float64 // share of the machine's CPU time that was busy (every process, ours or not)
 	Process  float64 // cores used by this process (the members)
@@ -83,30 +81,27 @@ func (h timedHandler) Apply(ctx context.Context, batch []projection.Event, ends 
 // benchScaleout measures projector-orders scaling out: 1, 2, 3 ... members of one consumer group
 // draining the same topic into a fresh read model each time, in alternating order, on one machine.
 func benchScaleout(ctx context.Context, cfg scaleoutConfig, stdout io.Writer) error {
-	client, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5*time.Millisecond))
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	adm := kadm.NewClient(client)
 	stamp := time.Now().UnixNano()
 	topic := fmt.Sprintf("bench.scaleout.%d", stamp)
-	if _, err := relay.EnsureTopic(ctx, adm, topic, int32(cfg.Partitions), -1); err != nil {
-		return err
-	}
-	defer adm.DeleteTopics(context.WithoutCancel(ctx), topic) //nolint:errcheck // best effort
-	recs, finals, err := benchEvents(topic, cfg.Events, nil)
+	client, adm, deleteTopic, err := newTopic(ctx, cfg.Brokers, topic, int32(cfg.Partitions))
 	if err != nil {
 		return err
 	}
-	if err := client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return fmt.Errorf("produce: %w", err)
+	defer deleteTopic()
+	recs, finals, err := produceEvents(ctx, client, topic, cfg.Events, nil)
+	if err != nil {
+		return err
 	}
 	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
 		return fmt.Errorf("end offsets: %w", err)
 	}
-	fsync, syncCommit, err := durability(ctx, cfg.DatabaseURL)
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	fsync, syncCommit, err := durability(ctx, pool)
+	pool.Close()
 	if err != nil {
 		return err
 	}
@@ -344,7 +339,7 @@ func scaleoutOnce(ctx context.Context, cfg scaleoutConfig, adm *kadm.Client, top
 			events += p.Offset
 		}
 	}
-	return scaleoutRun{Members: k, Rate: float64(events) / secs, Busy: cpu1.busySince(cpu0),
+	return scaleoutRun{Rate: float64(events) / secs, Busy: cpu1.busySince(cpu0),
 		Process: (proc1 - proc0).Seconds() / secs, Postgres: cpuSince(pg0, pg1).Seconds() / secs,
 		InTx: spent.Seconds() / (float64(k) * secs)}, nil
 }
@@ -464,17 +459,6 @@ func field(rs []scaleoutRun, f func(scaleoutRun) float64) []float64 {
 		out[i] = f(r)
 	}
 	return out
-}
-
-// durability reads the server's fsync and synchronous_commit settings.
-func durability(ctx context.Context, dbURL string) (fsync, syncCommit string, err error) {
-	pool, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		return "", "", err
-	}
-	defer pool.Close()
-	err = pool.QueryRow(ctx, "SELECT current_setting('fsync'), current_setting('synchronous_commit')").Scan(&fsync, &syncCommit)
-	return fsync, syncCommit, err
 }
 
 // backendPIDs returns a function that lists the server processes of the pool's database: the

@@ -14,8 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/opensearch-project/opensearch-go/v2"
 	"github.com/opensearch-project/opensearch-go/v2/opensearchapi"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orders-oss/orders/internal/command"
@@ -44,25 +42,17 @@ func benchSearch(ctx context.Context, cfg searchConfig, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
-	client, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerLinger(5*time.Millisecond))
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	adm := kadm.NewClient(client)
 	stamp := time.Now().UnixNano()
 	topic := fmt.Sprintf("bench.search.%d", stamp)
-	if _, err := relay.EnsureTopic(ctx, adm, topic, 6, -1); err != nil {
-		return err
-	}
-	defer adm.DeleteTopics(context.WithoutCancel(ctx), topic) //nolint:errcheck // best effort
-
-	recs, finals, err := benchEvents(topic, cfg.Events, nil)
+	client, adm, deleteTopic, err := newTopic(ctx, cfg.Brokers, topic, 6)
 	if err != nil {
 		return err
 	}
-	if err := client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return fmt.Errorf("produce: %w", err)
+	defer deleteTopic()
+
+	recs, finals, err := produceEvents(ctx, client, topic, cfg.Events, nil)
+	if err != nil {
+		return err
 	}
 
 	sealed, err := newSealedTopic(ctx, cfg, adm, client, topic)
@@ -225,9 +215,8 @@ func searchFreshness(ctx context.Context, cfg searchConfig, osc *opensearch.Clie
 	}
 	// A freshness of what was not projected would be no figure: every answered command's event is
 	// applied, none parked, or the run fails.
-	var parked dto.Metric
-	if err := m.Parked.Write(&parked); err != nil || m.Seen() < want || parked.GetCounter().GetValue() > 0 {
-		return "", fmt.Errorf("freshness: %.0f of %.0f events projected in 60 s, %.0f parked", m.Seen(), want, parked.GetCounter().GetValue())
+	if parked, err := parkedEvents(m); err != nil || m.Seen() < want || parked > 0 {
+		return "", fmt.Errorf("freshness: %.0f of %.0f events projected in 60 s, %.0f parked", m.Seen(), want, parked)
 	}
 	h := gatherHistogram(m.Registry, "projector_freshness_seconds")
 	out := fmt.Sprintf("%.0f orders/s placed; commit to index write p50 ≤ %s, p99 ≤ %s (histogram bucket bounds; %d events projected for %d answered commands)",

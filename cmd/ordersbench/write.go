@@ -50,26 +50,16 @@ const rawSQL = `WITH ev AS (
 INSERT INTO outbox (position, stream_id, version) SELECT position, stream_id, version FROM ev`
 
 func benchWrite(ctx context.Context, cfg writeConfig, stdout io.Writer) error {
-	dbURL, drop, err := scratchDatabase(ctx, cfg.DatabaseURL)
+	pool, done, err := scratchPool(ctx, cfg.DatabaseURL, 40)
 	if err != nil {
 		return err
 	}
-	defer drop()
-	pc, err := pgxpool.ParseConfig(dbURL)
-	if err != nil {
-		return err
-	}
-	pc.MaxConns = 40
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
+	defer done()
 	if err := eventstore.Migrate(ctx, pool); err != nil {
 		return err
 	}
-	var fsync, syncCommit string
-	if err := pool.QueryRow(ctx, "SELECT current_setting('fsync'), current_setting('synchronous_commit')").Scan(&fsync, &syncCommit); err != nil {
+	fsync, syncCommit, err := durability(ctx, pool)
+	if err != nil {
 		return err
 	}
 
@@ -329,6 +319,34 @@ func scratchDatabase(ctx context.Context, base string) (string, func(), error) {
 		}
 	}
 	return u.String(), drop, nil
+}
+
+// scratchPool is a fresh database (scratchDatabase) and a pool on it of at most maxConns connections
+// (pgxpool's default when 0); done closes the pool and drops the database.
+func scratchPool(ctx context.Context, base string, maxConns int32) (pool *pgxpool.Pool, done func(), err error) {
+	dbURL, drop, err := scratchDatabase(ctx, base)
+	if err != nil {
+		return nil, nil, err
+	}
+	pc, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	if maxConns > 0 {
+		pc.MaxConns = maxConns
+	}
+	if pool, err = pgxpool.NewWithConfig(ctx, pc); err != nil {
+		drop()
+		return nil, nil, err
+	}
+	return pool, func() { pool.Close(); drop() }, nil
+}
+
+// durability reads the server's fsync and synchronous_commit settings.
+func durability(ctx context.Context, pool *pgxpool.Pool) (fsync, syncCommit string, err error) {
+	err = pool.QueryRow(ctx, "SELECT current_setting('fsync'), current_setting('synchronous_commit')").Scan(&fsync, &syncCommit)
+	return fsync, syncCommit, err
 }
 
 // discardSpans is a span exporter that drops what it is given.

@@ -175,7 +175,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if env.ServiceEnv != nil {
 		env.ServiceEnv = nil
-		_ = errors.Join(st.Stop(chaos.ProjectorOrders), st.Stop(chaos.ProjectorSearch))
+		_ = st.Stop(chaos.ProjectorOrders)
+		_ = st.Stop(chaos.ProjectorSearch)
 	}
 	healthy := "the stack was left running and caught up (every service ready, outbox empty, both projectors' lag 0)"
 	if err := runner.Healthy(hctx); err != nil {
@@ -213,10 +214,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	broken := 0
 	for _, r := range results {
+		status := "ok"
 		if !r.OK() {
 			broken++
+			status = fmt.Sprintf("%d FINDINGS", len(r.Verdict.Findings))
 		}
-		fmt.Fprintf(stdout, "orderschaos: %-40s %s\n", r.Scenario.Name, map[bool]string{true: "ok", false: fmt.Sprintf("%d FINDINGS", len(r.Verdict.Findings))}[r.OK()])
+		fmt.Fprintf(stdout, "orderschaos: %-40s %s\n", r.Scenario.Name, status)
 	}
 	fmt.Fprintf(stdout, "orderschaos: report in %s (%s)\n", *out, time.Since(start).Round(time.Second))
 	switch {
@@ -262,9 +265,10 @@ func machine() string {
 		}
 	}
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	load, _ := os.ReadFile("/proc/loadavg")
+	raw, _ := os.ReadFile("/proc/loadavg")
+	load := strings.Fields(string(raw))
 	return fmt.Sprintf("%s, %d cores%s, Linux %s; load average at the start %s (the machine is shared)", model, runtime.NumCPU(), mem,
-		strings.TrimSpace(string(kernel)), strings.Join(strings.Fields(string(load))[:min(3, len(strings.Fields(string(load))))], " "))
+		strings.TrimSpace(string(kernel)), strings.Join(load[:min(3, len(load))], " "))
 }
 
 // commit is the repository's HEAD, marked when the working tree has changes.

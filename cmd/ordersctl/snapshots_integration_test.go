@@ -27,15 +27,7 @@ import (
 func TestSnapshotsVerifyAndDrop(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbURL := testenv.PostgresURL(t)
-	pool, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := eventstore.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	dbURL, pool := migratedDB(t)
 	// Two orders through the command service, which takes a snapshot every 5 events.
 	store := eventstore.New(pool)
 	master, masterFile := testenv.MasterKey(t)

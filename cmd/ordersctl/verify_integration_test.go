@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/opensearch-project/opensearch-go/v2/opensearchapi"
 
 	"github.com/orders-oss/orders/internal/eventstore"
@@ -27,15 +26,7 @@ import (
 func TestVerifySearchFindsEveryDifference(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbURL := testenv.PostgresURL(t)
-	pool, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := eventstore.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	dbURL, pool := migratedDB(t)
 	osURL := testenv.OpenSearchURL(t)
 	osc := testenv.OpenSearch(t)
 	prefix := testenv.IndexPrefix(t)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orders-oss/orders/internal/eventstore"
 	"github.com/orders-oss/orders/internal/projection"
@@ -23,15 +22,7 @@ import (
 func TestVerifyOrdersFindsEveryDifference(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dbURL := testenv.PostgresURL(t)
-	pool, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if err := eventstore.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	dbURL, pool := migratedDB(t)
 	_, masterFile := testenv.MasterKey(t)
 	env := map[string]string{"DATABASE_URL": dbURL, "PII_MASTER_KEY_FILE": masterFile}
 	getenv := func(k string) string { return env[k] }

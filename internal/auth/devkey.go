@@ -64,7 +64,7 @@ func EnsureDevKey(dir string) (DevKey, error) {
 	if err != nil {
 		return DevKey{}, fmt.Errorf("dev key %s: %w", path, err)
 	}
-	set, err := json.MarshalIndent(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{key.public()}}, "", "  ")
+	set, err := json.MarshalIndent(key.JWKS(), "", "  ")
 	if err != nil {
 		return DevKey{}, err
 	}

@@ -232,6 +232,10 @@ func goodText(s string) bool {
 		!strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
+// keyFamily is the key type each of DefaultAlgorithms verifies with.
+var keyFamily = map[jose.SignatureAlgorithm]string{jose.RS256: "RSA", jose.RS384: "RSA", jose.RS512: "RSA", jose.PS256: "RSA",
+	jose.PS384: "RSA", jose.PS512: "RSA", jose.ES256: "EC", jose.ES384: "EC", jose.ES512: "EC", jose.EdDSA: "OKP"}
+
 // usableKey checks that a key of the set may verify a token signed with alg.
 func usableKey(k jose.JSONWebKey, alg jose.SignatureAlgorithm) (any, error) {
 	if k.Use != "" && k.Use != "sig" {
@@ -251,9 +255,7 @@ func usableKey(k jose.JSONWebKey, alg jose.SignatureAlgorithm) (any, error) {
 	default:
 		return nil, invalid("key %q is not an asymmetric public key", k.KeyID)
 	}
-	want := map[jose.SignatureAlgorithm]string{jose.RS256: "RSA", jose.RS384: "RSA", jose.RS512: "RSA", jose.PS256: "RSA",
-		jose.PS384: "RSA", jose.PS512: "RSA", jose.ES256: "EC", jose.ES384: "EC", jose.ES512: "EC", jose.EdDSA: "OKP"}[alg]
-	if family != want {
+	if family != keyFamily[alg] {
 		return nil, invalid("key %q cannot verify %s", k.KeyID, alg)
 	}
 	return k.Key, nil

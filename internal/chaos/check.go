@@ -3,6 +3,7 @@ package chaos
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -89,7 +90,7 @@ func (f *findings) add(promise, format string, args ...any) {
 }
 
 func (f *findings) done() []Finding {
-	for _, p := range sortedKeys(f.counts) {
+	for _, p := range slices.Sorted(maps.Keys(f.counts)) {
 		if n := f.counts[p]; n > maxDetailsPerKey {
 			f.list = append(f.list, Finding{p, fmt.Sprintf("... and %d more", n-maxDetailsPerKey)})
 		}
@@ -261,7 +262,7 @@ func CountTopic(topic []TopicRecord) TopicStats {
 }
 
 func checkTopic(store []events.Envelope, topic []TopicRecord, f *findings) TopicStats {
-	st := TopicStats{Records: len(topic)}
+	st := CountTopic(topic)
 	recs := slices.Clone(topic)
 	sort.SliceStable(recs, func(i, j int) bool {
 		if recs[i].Partition != recs[j].Partition {
@@ -282,7 +283,6 @@ func checkTopic(store []events.Envelope, topic []TopicRecord, f *findings) Topic
 		partitionOf[r.Key] = r.Partition
 		switch {
 		case r.Poison:
-			st.Poison++
 			continue
 		case r.DecodeErr != "":
 			f.add(PromiseTopic, "record %d/%d (key %s) is not an event: %s", r.Partition, r.Offset, r.Key, r.DecodeErr)
@@ -292,8 +292,7 @@ func checkTopic(store []events.Envelope, topic []TopicRecord, f *findings) Topic
 			f.add(PromiseTopic, "record %d/%d of order %s is keyed %q", r.Partition, r.Offset, r.OrderID, r.Key)
 		}
 		if _, seen := first[r.EventID]; seen {
-			st.Redelivered++
-			continue
+			continue // redelivered (at least once: allowed)
 		}
 		first[r.EventID] = r
 		e, ok := stored[r.EventID]
@@ -305,7 +304,6 @@ func checkTopic(store []events.Envelope, topic []TopicRecord, f *findings) Topic
 				r.Partition, r.Offset, r.EventID, r.Type, r.Version, r.OrderID, e.Type, e.Version, e.OrderID)
 		}
 	}
-	st.Events = len(first)
 	byOrder := map[string][]events.Envelope{}
 	for _, e := range store {
 		if _, ok := first[e.EventID.String()]; !ok {
@@ -315,7 +313,7 @@ func checkTopic(store []events.Envelope, topic []TopicRecord, f *findings) Topic
 		}
 		byOrder[e.OrderID] = append(byOrder[e.OrderID], e)
 	}
-	for _, id := range sortedKeys(byOrder) {
+	for _, id := range slices.Sorted(maps.Keys(byOrder)) {
 		evs := byOrder[id]
 		sort.Slice(evs, func(i, j int) bool { return evs[i].Version < evs[j].Version })
 		for i := 1; i < len(evs); i++ {
@@ -351,12 +349,12 @@ func checkModels(models []ModelEvidence, poisoned map[string]int64, f *findings)
 				f.add(PromiseModels, "%s: order %s differs from the fold of the store: %s", m.Name, d.OrderID, describe(d))
 			}
 		}
-		for _, id := range sortedKeys(poisoned) {
+		for _, id := range slices.Sorted(maps.Keys(poisoned)) {
 			if p, ok := m.Parked[id]; !ok || !p.Poison {
 				f.add(PromiseParking, "%s: poisoned order %s is not parked behind its poison record", m.Name, id)
 			}
 		}
-		for _, id := range sortedKeys(m.Parked) {
+		for _, id := range slices.Sorted(maps.Keys(m.Parked)) {
 			if p := m.Parked[id]; !p.Poison {
 				f.add(PromiseParking, "%s: order %s is parked (%d records): %s", m.Name, id, p.Records, p.Error)
 			}

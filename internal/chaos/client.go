@@ -84,8 +84,7 @@ type commandToken struct {
 	ttl  time.Duration
 
 	mu      sync.Mutex
-	tried   bool
-	none    string // why there is no token
+	none    string // why there is no token (the first run failed)
 	token   string
 	fetched time.Time
 }
@@ -93,14 +92,13 @@ type commandToken struct {
 func (c *commandToken) Token(ctx context.Context) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.tried && c.none != "" {
+	if c.none != "" {
 		return "", nil
 	}
 	if c.token != "" && time.Since(c.fetched) < c.ttl {
 		return c.token, nil
 	}
-	first := !c.tried
-	c.tried = true
+	first := c.token == "" // neither a token nor a failure yet
 	tok, err := c.run(ctx)
 	switch {
 	case err == nil:

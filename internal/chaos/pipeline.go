@@ -3,8 +3,9 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,12 +42,11 @@ type endsAt struct {
 
 // Sample is one look at the pipeline.
 type Sample struct {
-	At      time.Time                  // when the look was complete
-	Backlog int64                      // outbox rows (committed, not yet published)
-	Stale   int64                      // outbox rows older than Slack
-	Ends    map[int32]int64            // end offset per partition
-	Lag     map[string]int64           // per group: records not yet committed, summed over partitions
-	Behind  map[string]map[int32]int64 // per group and partition, when behind
+	At      time.Time        // when the look was complete
+	Backlog int64            // outbox rows (committed, not yet published)
+	Stale   int64            // outbox rows older than Slack
+	Ends    map[int32]int64  // end offset per partition
+	Lag     map[string]int64 // per group: records not yet committed, summed over partitions
 	// LagSlack is per group the records of the topic as it was Slack ago not yet committed; nil when
 	// no look that old exists yet.
 	LagSlack map[string]int64
@@ -85,19 +85,10 @@ func (s Sample) String() string {
 		return "error: " + s.Err.Error()
 	}
 	var parts []string
-	for _, g := range sortedKeys(s.Lag) {
+	for _, g := range slices.Sorted(maps.Keys(s.Lag)) {
 		parts = append(parts, fmt.Sprintf("%s lag %d", g, s.Lag[g]))
 	}
 	return fmt.Sprintf("outbox %d, %s", s.Backlog, strings.Join(parts, ", "))
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // Sample takes one look. End offsets are listed before the committed offsets are fetched, so a group
@@ -105,7 +96,7 @@ func sortedKeys[V any](m map[string]V) []string {
 func (p *Pipeline) Sample(ctx context.Context) Sample {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	s := Sample{At: time.Now(), Lag: map[string]int64{}, Behind: map[string]map[int32]int64{}, Ends: map[int32]int64{}}
+	s := Sample{At: time.Now(), Lag: map[string]int64{}, Ends: map[int32]int64{}}
 	if err := p.Pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE created_at < clock_timestamp() - $1::interval) FROM outbox`,
 		fmt.Sprintf("%d milliseconds", p.Slack.Milliseconds())).Scan(&s.Backlog, &s.Stale); err != nil {
 		s.Err = fmt.Errorf("outbox backlog: %w", err)
@@ -146,13 +137,7 @@ func (p *Pipeline) Sample(ctx context.Context) Sample {
 		}
 		s.Lag[g] = 0
 		for part, end := range s.Ends {
-			if behind := end - at(part); behind > 0 {
-				s.Lag[g] += behind
-				if s.Behind[g] == nil {
-					s.Behind[g] = map[int32]int64{}
-				}
-				s.Behind[g][part] = behind
-			}
+			s.Lag[g] += max(0, end-at(part))
 		}
 		if old != nil {
 			s.LagSlack[g] = 0

@@ -55,8 +55,8 @@ func (s Stats) String() string {
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
 
-// measured returns, for each step of a scenario in order, the durations its target applies to.
-func measured(r Result) ([]Step, map[string][]time.Duration) {
+// measured returns, for each step of a scenario (by its fault), the durations its target applies to.
+func measured(r Result) map[string][]time.Duration {
 	out := map[string][]time.Duration{}
 	takeover := map[string]bool{}
 	for _, s := range r.Scenario.Steps {
@@ -72,7 +72,7 @@ func measured(r Result) ([]Step, map[string][]time.Duration) {
 		}
 		out[f.Fault] = append(out[f.Fault], d)
 	}
-	return r.Scenario.Steps, out
+	return out
 }
 
 // WriteReport writes RELIABILITY.md.
@@ -111,7 +111,7 @@ func WriteReport(w io.Writer, info RunInfo, results []Result) error {
 	p("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		v := r.Verdict
-		steps, m := measured(r)
+		steps, m := r.Scenario.Steps, measured(r)
 		var faults, rec, target []string
 		for _, s := range steps {
 			faults = append(faults, fmt.Sprintf("%s ×%d", s.Fault, s.Count))
@@ -161,7 +161,7 @@ func WriteReport(w io.Writer, info RunInfo, results []Result) error {
 		p("- %s, %d commands (ok %d, failed %d, unknown %d of which %d applied, unsent %d), %d canary orders at the end\n",
 			r.Duration.Round(time.Second), v.Commands[OK]+v.Commands[Failed]+v.Commands[Unknown]+v.Commands[Refused],
 			v.Commands[OK], v.Commands[Failed], v.Commands[Unknown], v.UnknownApplied, v.Commands[Refused], r.Canaries)
-		steps, m := measured(r)
+		steps, m := r.Scenario.Steps, measured(r)
 		for _, s := range steps {
 			var ds []string
 			for _, d := range m[s.Fault] {

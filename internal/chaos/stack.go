@@ -59,13 +59,12 @@ type Stack struct {
 	// to compare the read models with the fold of the store.
 	MasterKeyFile string
 	ports         map[string]int
-	getenv        func(string) string
 }
 
 // ReadStack reads the stack's configuration from the environment; repo is the repository root.
 func ReadStack(getenv func(string) string, repo string) (Stack, error) {
 	r := envconfig.New(getenv)
-	s := Stack{Repo: repo, getenv: getenv, ports: map[string]int{}}
+	s := Stack{Repo: repo, ports: map[string]int{}}
 	s.Local = r.String("ORDERS_LOCAL_DIR", filepath.Join(repo, ".local"))
 	pg := r.Int("PG_PORT", 5432, 1, 65535)
 	kafka := r.Int("KAFKA_PORT", 9092, 1, 65535)

@@ -279,10 +279,8 @@ func (r *Runner) Healthy(ctx context.Context) error {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	if _, err := e.Pipeline.WaitCaughtUp(ctx, 100*time.Millisecond, r.SettleTimeout); err != nil {
-		return err
-	}
-	return nil
+	_, err := e.Pipeline.WaitCaughtUp(ctx, 100*time.Millisecond, r.SettleTimeout)
+	return err
 }
 
 // Ready reports whether every service of the stack runs (by its pid file) and is ready.

@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/eventstore"
@@ -70,14 +67,6 @@ func erasureOf(e eventstore.Erasure) Erasure {
 	return out
 }
 
-// validCustomerID is what an order accepts as a customer id (internal/order's rule for text): 1 to 200
-// characters, not only white space, no control character but tab, line feed and carriage return.
-func validCustomerID(id string) bool {
-	n := utf8.RuneCountInString(id)
-	return n >= 1 && n <= 200 && utf8.ValidString(id) && strings.TrimSpace(id) != "" &&
-		!strings.ContainsFunc(id, func(r rune) bool { return unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r' })
-}
-
 // RequestErasure asks for the erasure of a customer's personal data (staff and admin only): the
 // customer's data keys are deleted now, the rest follows (RunErasures). A request while one of the same
 // customer is in progress returns that one.
@@ -85,7 +74,7 @@ func (s *Service) RequestErasure(ctx context.Context, p auth.Principal, customer
 	if !p.Can(auth.ErasePersonalData) {
 		return Erasure{}, forbidden(p, "erase personal data")
 	}
-	if !validCustomerID(customerID) {
+	if !order.ValidCustomerID(customerID) {
 		return Erasure{}, ErrBadCustomerID
 	}
 	if s.EraseKeys == nil {

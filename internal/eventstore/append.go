@@ -113,7 +113,8 @@ func (s *Store) Append(ctx context.Context, req AppendRequest) ([]events.Envelop
 	return appendOn(ctx, s.pool, req)
 }
 
-// querier is what an append runs on: the pool (a transaction of its own) or a caller's pgx.Tx.
+// querier is what an append (or CheckMigrated) runs on: the pool (a transaction of its own) or a
+// caller's pgx.Tx.
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
@@ -276,18 +277,18 @@ func checkRequest(req AppendRequest) (uuid.UUID, error) {
 // appendError maps the unique violations that are answers (not failures) to their sentinels.
 func appendError(id uuid.UUID, expected int64, err error) error {
 	var pg *pgconn.PgError
-	if errors.As(err, &pg) && pg.Code == "23505" {
-		switch pg.ConstraintName {
-		case versionConstraint:
+	if errors.As(err, &pg) {
+		unique := pg.Code == "23505"
+		switch {
+		case unique && pg.ConstraintName == versionConstraint:
 			return fmt.Errorf("append to %s after version %d: %w", id, expected, ErrVersionConflict)
-		case idempotencyConstraint:
+		case unique && pg.ConstraintName == idempotencyConstraint:
 			return fmt.Errorf("append to %s: %w", id, ErrIdempotencyKeyExists)
-		case dataKeyConstraint:
+		case unique && pg.ConstraintName == dataKeyConstraint:
 			return fmt.Errorf("append to %s: %w", id, ErrDataKeyExists)
+		case pg.ConstraintName == chainConstraint:
+			return fmt.Errorf("append to %s after version %d: version %d is not stored: %w", id, expected, expected, ErrVersionConflict)
 		}
-	}
-	if errors.As(err, &pg) && pg.ConstraintName == chainConstraint {
-		return fmt.Errorf("append to %s after version %d: version %d is not stored: %w", id, expected, expected, ErrVersionConflict)
 	}
 	return fmt.Errorf("append to %s: %w", id, err)
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/google/uuid"
@@ -49,7 +50,7 @@ func ChainHash(prev []byte, l ChainLink) []byte {
 	return h.Sum(nil)
 }
 
-func writeText(h interface{ Write([]byte) (int, error) }, s string) {
+func writeText(h io.Writer, s string) {
 	var n [4]byte
 	binary.BigEndian.PutUint32(n[:], uint32(len(s)))
 	h.Write(n[:])

@@ -137,9 +137,7 @@ var ErrNotMigrated = errors.New("the event store is not migrated to this release
 
 // CheckMigrated reports ErrNotMigrated, naming what is missing, unless every embedded migration is
 // applied. It needs only SELECT on schema_migrations.
-func CheckMigrated(ctx context.Context, q interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}) error {
+func CheckMigrated(ctx context.Context, q querier) error {
 	files, err := migrationFiles()
 	if err != nil {
 		return err

@@ -19,37 +19,20 @@ const DefaultRetries = 5
 // so it must not have effects of its own.
 type Decide func(history []events.Envelope) ([]NewEvent, error)
 
-// KeyedDecide is a Decide that may also return the idempotency record to store with the events (the
-// answer is known once the events are decided), in the same statement as the append.
-type KeyedDecide func(history []events.Envelope) ([]NewEvent, *IdempotencyRecord, error)
-
-func keyless(decide Decide) KeyedDecide {
-	return func(h []events.Envelope) ([]NewEvent, *IdempotencyRecord, error) {
-		evs, err := decide(h)
-		return evs, nil, err
-	}
-}
-
 // Update loads the stream, lets decide choose new events and appends them after the version it saw.
 // When another command appended in between (ErrVersionConflict), it runs again on the fresh history,
 // at most retries more times (0: never), then returns an error wrapping ErrVersionConflict. It returns
 // the history decide saw last and the appended envelopes. The application only decides; the store owns
 // the concurrency check and the retry.
 func (s *Store) Update(ctx context.Context, streamID string, retries int, decide Decide) (history, appended []events.Envelope, err error) {
-	return s.UpdateKeyed(ctx, streamID, retries, keyless(decide))
-}
-
-// UpdateKeyed is Update with a decide that may return an idempotency record to store with the events.
-// When the record's key is taken meanwhile it returns ErrIdempotencyKeyExists and appends nothing.
-func (s *Store) UpdateKeyed(ctx context.Context, streamID string, retries int, decide KeyedDecide) (history, appended []events.Envelope, err error) {
 	appended, err = s.UpdateWith(ctx, streamID, retries, func(ctx context.Context) (int64, []NewEvent, *IdempotencyRecord, error) {
 		h, err := s.Load(ctx, streamID)
 		if err != nil {
 			return 0, nil, nil, err
 		}
 		history = h
-		next, idem, err := decide(h)
-		return lastVersion(h), next, idem, err
+		next, err := decide(h)
+		return lastVersion(h), next, nil, err
 	})
 	return history, appended, err
 }
@@ -104,19 +87,9 @@ func lastVersion(history []events.Envelope) int64 {
 // another command appends between the load and the append it returns ErrVersionConflict; it never
 // retries. The history is returned in both cases (an empty one means the stream does not exist).
 func (s *Store) UpdateIfVersion(ctx context.Context, streamID string, expected int64, decide Decide) (history, appended []events.Envelope, err error) {
-	return s.UpdateIfVersionKeyed(ctx, streamID, expected, keyless(decide))
-}
-
-// UpdateIfVersionKeyed is UpdateIfVersion with a decide that may return an idempotency record.
-func (s *Store) UpdateIfVersionKeyed(ctx context.Context, streamID string, expected int64, decide KeyedDecide) (history, appended []events.Envelope, err error) {
 	if expected < 0 {
 		return nil, nil, fmt.Errorf("update %s: expected version %d is negative", streamID, expected)
 	}
-	return s.update(ctx, streamID, expected, decide)
-}
-
-// update is one attempt: load, check the pinned version, decide, append.
-func (s *Store) update(ctx context.Context, streamID string, expected int64, decide KeyedDecide) (history, appended []events.Envelope, err error) {
 	history, err = s.Load(ctx, streamID)
 	if err != nil {
 		return nil, nil, err
@@ -125,11 +98,11 @@ func (s *Store) update(ctx context.Context, streamID string, expected int64, dec
 	if version != expected {
 		return history, nil, fmt.Errorf("update %s: at version %d, not %d: %w", streamID, version, expected, ErrVersionMismatch)
 	}
-	next, idem, err := decide(history)
+	next, err := decide(history)
 	if err != nil || len(next) == 0 {
 		return history, nil, err
 	}
-	appended, err = s.Append(ctx, AppendRequest{StreamID: streamID, ExpectedVersion: version, Events: next, Idempotency: idem})
+	appended, err = s.Append(ctx, AppendRequest{StreamID: streamID, ExpectedVersion: version, Events: next})
 	if err != nil {
 		return history, nil, err
 	}

@@ -349,15 +349,9 @@ func (s State) ErasePersonalData(erasureID string, requestedAt time.Time, erased
 	if !s.Exists() {
 		return nil, ErrNotFound()
 	}
-	covered := func(sealed events.Sealed, isSealed bool) bool {
-		return isSealed && slices.Contains(erasedKeys, sealed.KeyID)
-	}
-	holds := false
-	for _, f := range s.personal() {
-		if _, plain := f.plain(); plain || covered(f.sealed()) {
-			holds = true
-		}
-	}
+	holds := slices.ContainsFunc(s.personal(), func(f personalField) bool {
+		return f.plain || f.isSealed && slices.Contains(erasedKeys, f.sealed.KeyID)
+	})
 	if !holds {
 		return nil, nil
 	}
@@ -373,14 +367,17 @@ func (s State) Redact() State {
 	return s
 }
 
-// personalField is one personal field of a state, whatever its type.
+// personalField is one personal field of a state, whatever its type: in plain text, sealed, or absent.
 type personalField struct {
-	plain  func() (any, bool)
-	sealed func() (events.Sealed, bool)
+	plain    bool
+	sealed   events.Sealed
+	isSealed bool
 }
 
 func field[T any](p events.Personal[T]) personalField {
-	return personalField{plain: func() (any, bool) { return p.Plain() }, sealed: p.Sealed}
+	_, plain := p.Plain()
+	sealed, isSealed := p.Sealed()
+	return personalField{plain: plain, sealed: sealed, isSealed: isSealed}
 }
 
 // personal lists the state's personal fields.
@@ -392,8 +389,8 @@ func (s State) personal() []personalField {
 func (s State) KeyIDs() []string {
 	var ids []string
 	for _, f := range s.personal() {
-		if sealed, ok := f.sealed(); ok && !slices.Contains(ids, sealed.KeyID) {
-			ids = append(ids, sealed.KeyID)
+		if f.isSealed && !slices.Contains(ids, f.sealed.KeyID) {
+			ids = append(ids, f.sealed.KeyID)
 		}
 	}
 	return ids
@@ -402,12 +399,7 @@ func (s State) KeyIDs() []string {
 // HasPlain reports whether a personal field of the state is in plain text (an order with events written
 // before personal data was sealed, or a state folded from a read model's document).
 func (s State) HasPlain() bool {
-	for _, f := range s.personal() {
-		if _, ok := f.plain(); ok {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(s.personal(), func(f personalField) bool { return f.plain })
 }
 
 // Seal returns the state with every plain personal field sealed with sl (a snapshot must not hold

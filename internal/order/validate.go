@@ -33,6 +33,14 @@ func (v *validator) text(field, s string, required bool, maxLen int) {
 	}
 }
 
+// ValidCustomerID reports whether id is a customer id an order accepts (customer.id): 1 to MaxTextLen
+// characters, not only white space, no control character but tab, line feed and carriage return.
+func ValidCustomerID(id string) bool {
+	var v validator
+	v.text("id", id, true, MaxTextLen)
+	return len(v.fields) == 0
+}
+
 // disallowedControl is every control character but tab, line feed and carriage return.
 func disallowedControl(r rune) bool {
 	return unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r'

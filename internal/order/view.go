@@ -17,30 +17,16 @@ func (s State) View(o events.Opener) (api.Order, error) {
 		v.Items = []events.LineItem{}
 	}
 	erased := s.Erased
-	text := func(p events.Personal[string], field string) (*string, error) {
-		t, ok, err := events.Open(p, o, events.AssociatedData(s.ID, field))
-		if err != nil || !ok {
-			erased = erased || (err == nil && !p.Absent())
-			return nil, err
-		}
-		return &t, nil
-	}
 	var err error
 	v.Customer.ID = s.Customer.ID
-	if v.Customer.Name, err = text(s.Customer.Name, events.FieldCustomerName); err != nil {
+	if v.Customer.Name, err = open(s.Customer.Name, o, s.ID, events.FieldCustomerName, &erased); err != nil {
 		return api.Order{}, err
 	}
-	if v.Customer.Email, err = text(s.Customer.Email, events.FieldCustomerEmail); err != nil {
+	if v.Customer.Email, err = open(s.Customer.Email, o, s.ID, events.FieldCustomerEmail, &erased); err != nil {
 		return api.Order{}, err
 	}
-	a, ok, err := events.Open(s.ShippingAddress, o, events.AssociatedData(s.ID, events.FieldShippingAddress))
-	if err != nil {
+	if v.ShippingAddress, err = open(s.ShippingAddress, o, s.ID, events.FieldShippingAddress, &erased); err != nil {
 		return api.Order{}, err
-	}
-	if ok {
-		v.ShippingAddress = &a
-	} else if !s.ShippingAddress.Absent() {
-		erased = true
 	}
 	if s.PaymentReference != "" {
 		v.Payment = &api.Payment{Amount: s.PaidAmount, Reference: s.PaymentReference}
@@ -51,7 +37,7 @@ func (s State) View(o events.Opener) (api.Order, error) {
 	}
 	if s.Status == StatusCancelled {
 		v.Cancellation = &api.Cancellation{RefundDue: s.RefundDue}
-		if v.Cancellation.Reason, err = text(s.CancelReason, events.FieldCancellationReason); err != nil {
+		if v.Cancellation.Reason, err = open(s.CancelReason, o, s.ID, events.FieldCancellationReason, &erased); err != nil {
 			return api.Order{}, err
 		}
 	}
@@ -59,6 +45,17 @@ func (s State) View(o events.Opener) (api.Order, error) {
 		v.PersonalData = api.PersonalDataErased
 	}
 	return v, nil
+}
+
+// open is a personal field of order id opened with o, or nil: absent, or its key is gone (then it
+// sets *erased).
+func open[T any](p events.Personal[T], o events.Opener, id, field string, erased *bool) (*T, error) {
+	v, ok, err := events.Open(p, o, events.AssociatedData(id, field))
+	if err != nil || !ok {
+		*erased = *erased || (err == nil && !p.Absent())
+		return nil, err
+	}
+	return &v, nil
 }
 
 // FromView is the inverse of View: it rebuilds the folded state from an order's API shape (the read

@@ -140,14 +140,13 @@ func (k *Keyring) Key(ctx context.Context, customerID string) (*Key, error) {
 		return c, nil
 	}
 	for attempt := 0; ; attempt++ {
-		raw := make([]byte, 32)
-		if _, err := rand.Read(raw); err != nil {
+		id, raw, err := newDataKey()
+		if err != nil {
 			return nil, err
 		}
-		id := uuid.Must(uuid.NewV7()).String()
 		var gotID, masterID string
 		var wrapped []byte
-		err := k.db.QueryRow(ctx, getOrCreateSQL, id, customerID, k.master.wrap(id, raw), k.master.ID()).Scan(&gotID, &wrapped, &masterID)
+		err = k.db.QueryRow(ctx, getOrCreateSQL, id, customerID, k.master.wrap(id, raw), k.master.ID()).Scan(&gotID, &wrapped, &masterID)
 		if errors.Is(err, pgx.ErrNoRows) && attempt < 5 {
 			continue
 		}
@@ -161,6 +160,15 @@ func (k *Keyring) Key(ctx context.Context, customerID string) (*Key, error) {
 		k.remember(customerID, key)
 		return key, nil
 	}
+}
+
+// newDataKey returns a new data key: its id and its 32 random bytes (AES-256).
+func newDataKey() (id string, raw []byte, err error) {
+	raw = make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", nil, err
+	}
+	return uuid.Must(uuid.NewV7()).String(), raw, nil
 }
 
 // readSQL reads a customer's data key.
@@ -189,11 +197,10 @@ func (k *Keyring) SealerFor(ctx context.Context, customerID string) (events.Seal
 	case !errors.Is(err, pgx.ErrNoRows):
 		return nil, nil, fmt.Errorf("data key of a customer: %w", err)
 	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
+	id, raw, err := newDataKey()
+	if err != nil {
 		return nil, nil, err
 	}
-	id = uuid.Must(uuid.NewV7()).String()
 	aead, err := newAEAD(raw)
 	if err != nil {
 		return nil, nil, err
@@ -210,9 +217,9 @@ func (k *Keyring) Stored(customerID string, key events.Sealer) {
 	}
 }
 
-// Forget drops the customer's key from the cache (its key was found deleted: the next Sealer reads or
+// forget drops the customer's key from the cache (its key was found deleted: the next Sealer reads or
 // makes it again).
-func (k *Keyring) Forget(customerID string) {
+func (k *Keyring) forget(customerID string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if c, ok := k.byCustomer[customerID]; ok {
@@ -248,14 +255,7 @@ func (k *Keyring) Opener(ctx context.Context, keyIDs []string) (events.Opener, e
 	if err != nil {
 		return nil, fmt.Errorf("read data keys: %w", err)
 	}
-	type row struct {
-		id, master string
-		wrapped    []byte
-	}
-	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
-		var x row
-		return x, r.Scan(&x.id, &x.wrapped, &x.master)
-	})
+	found, err := pgx.CollectRows(rows, scanWrapped)
 	if err != nil {
 		return nil, fmt.Errorf("read data keys: %w", err)
 	}
@@ -302,11 +302,22 @@ func (k *Keyring) Erase(ctx context.Context, q DB, customerID string) ([]string,
 	if err != nil {
 		return nil, fmt.Errorf("delete the data keys of a customer: %w", err)
 	}
-	k.Forget(customerID)
+	k.forget(customerID)
 	for _, id := range ids {
 		k.rememberID(id, nil)
 	}
 	return ids, nil
+}
+
+// wrappedKey is a row of pii_data_keys as read to unwrap it: key_id::text, wrapped_key, master_key_id.
+type wrappedKey struct {
+	id, master string
+	wrapped    []byte
+}
+
+func scanWrapped(r pgx.CollectableRow) (wrappedKey, error) {
+	var x wrappedKey
+	return x, r.Scan(&x.id, &x.wrapped, &x.master)
 }
 
 func (k *Keyring) unwrap(id string, wrapped []byte, masterID string) (*Key, error) {

@@ -37,14 +37,7 @@ func Rotate(ctx context.Context, pool *pgxpool.Pool, master MasterKey, previous 
 			if err != nil {
 				return err
 			}
-			type row struct {
-				id, master string
-				wrapped    []byte
-			}
-			todo, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
-				var x row
-				return x, r.Scan(&x.id, &x.wrapped, &x.master)
-			})
+			todo, err := pgx.CollectRows(rows, scanWrapped)
 			if err != nil {
 				return err
 			}

@@ -44,10 +44,12 @@ type Metrics struct {
 	Freshness    prometheus.Histogram
 	Lag          *prometheus.GaugeVec
 	// LagSeconds (projector_lag_seconds) reads the age of the oldest event in the batch of the loop
-	// that runs with these metrics (Loop.LagSeconds).
+	// that runs with these metrics (Metrics.lagSeconds).
 	LagSeconds prometheus.GaugeFunc
 
-	loop atomic.Pointer[Loop]
+	// oldest is the recorded_at (Unix nanoseconds) of the oldest event of the batch the loop is
+	// writing, 0 when none is (projector_lag_seconds).
+	oldest atomic.Int64
 }
 
 // NewMetrics registers a projector's metrics.
@@ -67,12 +69,7 @@ func NewMetrics() *Metrics {
 	}
 	m.LagSeconds = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "projector_lag_seconds",
 		Help: "Age of the oldest event this projector is writing, since its commit in the event store (0 when it has no batch in hand: caught up)."},
-		func() float64 {
-			if l := m.loop.Load(); l != nil {
-				return l.LagSeconds()
-			}
-			return 0
-		})
+		m.lagSeconds)
 	m.Registry.MustRegister(m.Applied, m.Duplicates, m.Parked, m.ParkedOrders, m.Freshness, m.Lag, m.LagSeconds)
 	return m
 }
@@ -162,9 +159,6 @@ type Loop struct {
 	Trace bool
 
 	gapSince map[string]time.Time
-	// oldest is the recorded_at (Unix nanoseconds) of the oldest event of the batch being written, 0
-	// when none is (projector_lag_seconds).
-	oldest atomic.Int64
 }
 
 // ErrGapWait: a batch was not committed because an order in it has a gap that is still within
@@ -190,9 +184,6 @@ func Decode(r *kgo.Record) (Event, error) {
 // RunOnce polls one batch, applies it, parks what fails, and commits. An error means nothing of the
 // batch was committed (it will be read again).
 func (l *Loop) RunOnce(ctx context.Context) error {
-	if l.Metrics.loop.Load() != l {
-		l.Metrics.loop.Store(l)
-	}
 	defer l.Client.AllowRebalance()
 	max := l.MaxRecords
 	if max <= 0 {
@@ -240,7 +231,7 @@ func (l *Loop) applyAndCommit(ctx context.Context, records []*kgo.Record) error 
 		l.rewind(records)
 		return fmt.Errorf("commit offsets: %w", err)
 	}
-	l.oldest.Store(0) // the batch is in the read model and committed: nothing of it waits any more
+	l.Metrics.oldest.Store(0) // the batch is in the read model and committed: nothing of it waits any more
 	return nil
 }
 
@@ -369,14 +360,14 @@ func (l *Loop) noteOldest(batch []Event) {
 		}
 	}
 	if oldest != 0 {
-		l.oldest.Store(oldest)
+		l.Metrics.oldest.Store(oldest)
 	}
 }
 
-// LagSeconds is how long the oldest event of the batch being written has waited since its commit in the
+// lagSeconds is how long the oldest event of the batch being written has waited since its commit in the
 // event store; 0 between batches (caught up). A batch that keeps failing keeps its age growing.
-func (l *Loop) LagSeconds() float64 {
-	at := l.oldest.Load()
+func (m *Metrics) lagSeconds() float64 {
+	at := m.oldest.Load()
 	if at == 0 {
 		return 0
 	}

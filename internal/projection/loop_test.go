@@ -2,7 +2,6 @@ package projection
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -15,8 +14,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/orders-oss/orders/pkg/events"
 )
 
 // memParking is an in-memory Parking for unit tests.
@@ -110,16 +107,7 @@ func (h *countingHandler) Apply(_ context.Context, batch []Event, _ []Position) 
 
 func envelopeRecord(t *testing.T, topic, order string, version int64) *kgo.Record {
 	t.Helper()
-	typ, sv, data, err := events.Encode(events.OrderDelivered{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(events.Envelope{EventID: uuid.Must(uuid.NewV7()), OrderID: order, Version: version, Type: typ,
-		SchemaVersion: sv, Data: data, OccurredAt: time.Now(), RecordedAt: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &kgo.Record{Topic: topic, Key: []byte(order), Value: b}
+	return envelopeRecordAt(t, topic, order, version, time.Now())
 }
 
 func TestLoopCommitsOnlyAfterTheHandlerSucceeded(t *testing.T) {

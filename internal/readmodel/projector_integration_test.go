@@ -34,7 +34,7 @@ func history(t *testing.T, id string, payloads ...events.Payload) ([]projection.
 	var envs []events.Envelope
 	for i, p := range payloads {
 		// Sealed with the test keys, as the command service writes it; the handlers open it with them.
-		p = sealed(t, id, p)
+		p = projectiontest.Seal(t, id, p)
 		typ, sv, data, err := events.Encode(p)
 		if err != nil {
 			t.Fatal(err)
@@ -426,17 +426,4 @@ func TestParkedForAnUnknownSchemaFlowsAfterTheUpgrade(t *testing.T) {
 	if restarted.IsParked(x) {
 		t.Error("the order is still in the parked set")
 	}
-}
-
-// sealed is p with its personal data sealed with projectiontest.Keys.
-func sealed(t *testing.T, id string, p events.Payload) events.Payload {
-	t.Helper()
-	key, err := projectiontest.Keys.Sealer(context.Background(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, err = events.SealAt(p, 0, id, key); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }

@@ -193,7 +193,7 @@ func TestSIGSTOPLeaderFailover(t *testing.T) {
 		log  string
 	}
 	start := func(instance string) *proc {
-		p := &proc{addr: freeAddr(t), log: filepath.Join(t.TempDir(), instance+".log")}
+		p := &proc{addr: testenv.FreeAddr(t), log: filepath.Join(t.TempDir(), instance+".log")}
 		lf, err := os.Create(p.log)
 		if err != nil {
 			t.Fatal(err)
@@ -295,14 +295,4 @@ func TestSIGSTOPLeaderFailover(t *testing.T) {
 	}
 	checkFirstAppearancesInOrder(t, p)
 	t.Logf("%d events, %d records (%d duplicates)", len(ids), p.total, p.total-len(ids))
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

@@ -17,11 +17,7 @@ type TopicProblem string
 // otherwise checks its configuration, returning what is unsafe about it (nothing when all is well). It
 // never changes an existing topic: that is the operator's decision.
 func EnsureTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32, replication int16) ([]TopicProblem, error) {
-	retention, policy := "-1", "delete"
-	res, err := adm.CreateTopic(ctx, partitions, replication, map[string]*string{"retention.ms": &retention, "cleanup.policy": &policy}, topic)
-	if err == nil {
-		err = res.Err
-	}
+	err := createTopic(ctx, adm, topic, partitions, replication)
 	if err == nil {
 		return nil, nil
 	}
@@ -51,6 +47,17 @@ func EnsureTopic(ctx context.Context, adm *kadm.Client, topic string, partitions
 		}
 	}
 	return problems, nil
+}
+
+// createTopic creates topic with infinite retention and the delete policy; an existing one is
+// kerr.TopicAlreadyExists.
+func createTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32, replication int16) error {
+	retention, policy := "-1", "delete"
+	res, err := adm.CreateTopic(ctx, partitions, replication, map[string]*string{"retention.ms": &retention, "cleanup.policy": &policy}, topic)
+	if err == nil {
+		err = res.Err
+	}
+	return err
 }
 
 // describe reads a topic's configuration. A topic created a moment ago (by another relay, say) may not
@@ -83,12 +90,7 @@ func describe(ctx context.Context, adm *kadm.Client, topic string) (kadm.Resourc
 // topic's: a consumer team may replay it from the start). An existing one is left as it is: its
 // retention is the operator's and the consumers' choice, and nothing here reads it back.
 func EnsurePublicTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32, replication int16) error {
-	retention, policy := "-1", "delete"
-	res, err := adm.CreateTopic(ctx, partitions, replication, map[string]*string{"retention.ms": &retention, "cleanup.policy": &policy}, topic)
-	if err == nil {
-		err = res.Err
-	}
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+	if err := createTopic(ctx, adm, topic, partitions, replication); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		return fmt.Errorf("create topic %s: %w", topic, err)
 	}
 	return nil

@@ -220,17 +220,15 @@ func (ix *Index) Write(ctx context.Context, docs []api.Order, refresh bool) (Wri
 // causes. The reason is left out: OpenSearch quotes the offending document or query in it ("Preview of
 // field's value", a query's text), which may be personal data, and errors end up in logs and parkings.
 func errorType(raw []byte) string {
-	var e struct {
+	type typed struct {
 		Type     string `json:"type"`
 		CausedBy *struct {
 			Type string `json:"type"`
 		} `json:"caused_by"`
-		Error *struct {
-			Type     string `json:"type"`
-			CausedBy *struct {
-				Type string `json:"type"`
-			} `json:"caused_by"`
-		} `json:"error"`
+	}
+	var e struct {
+		typed
+		Error *typed `json:"error"`
 	}
 	if json.Unmarshal(raw, &e) != nil {
 		return "(an error that is not JSON)"

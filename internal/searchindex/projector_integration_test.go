@@ -24,7 +24,7 @@ func history(t *testing.T, id string, payloads ...events.Payload) ([]projection.
 	var envs []events.Envelope
 	for i, p := range payloads {
 		// Sealed with the test keys, as the command service writes it; the handlers open it with them.
-		p = sealed(t, id, p)
+		p = projectiontest.Seal(t, id, p)
 		typ, sv, data, err := events.Encode(p)
 		if err != nil {
 			t.Fatal(err)
@@ -87,17 +87,4 @@ func TestApplyFoldsIdempotentlyAndRefusesGaps(t *testing.T) {
 	if docs[b].Version != 1 || docs[b].Status != "placed" {
 		t.Errorf("document of b = version %d %s, want version 1 placed (the gap applied nothing)", docs[b].Version, docs[b].Status)
 	}
-}
-
-// sealed is p with its personal data sealed with projectiontest.Keys.
-func sealed(t *testing.T, id string, p events.Payload) events.Payload {
-	t.Helper()
-	key, err := projectiontest.Keys.Sealer(context.Background(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, err = events.SealAt(p, 0, id, key); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }

@@ -158,12 +158,23 @@ func (b *Broker) stop(sig syscall.Signal) {
 
 func freePort(t testing.TB) int {
 	t.Helper()
+	return freeTCPAddr(t).Port
+}
+
+// FreeAddr is a loopback address (127.0.0.1:port) no one listens on now, for a server a test starts.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	return freeTCPAddr(t).String()
+}
+
+func freeTCPAddr(t testing.TB) *net.TCPAddr {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("testenv: free port: %v", err)
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr)
 }
 
 func repoRoot() (string, error) {

@@ -42,11 +42,26 @@ func Encode(p Payload) (typ string, schemaVersion int, data json.RawMessage, err
 	if err != nil {
 		return "", 0, nil, err
 	}
+	return c.encodeCurrent(p)
+}
+
+// encodeCurrent is Encode of a payload payloadCodec accepted, with its codec.
+func (c typeCodec) encodeCurrent(p Payload) (typ string, schemaVersion int, data json.RawMessage, err error) {
 	data, err = c.encode(p)
 	if err != nil {
 		return "", 0, nil, fmt.Errorf("encode %s: %w", p.EventType(), err)
 	}
 	return p.EventType(), c.version, data, nil
+}
+
+// sealsAt reports whether the type, written at schema version max (0: the current one), has its
+// personal data sealed.
+func (c typeCodec) sealsAt(max int) bool {
+	v := c.version
+	if max > 0 && max < v {
+		v = max
+	}
+	return c.seal != nil && v >= c.sealsFrom
 }
 
 // payloadCodec returns the codec of a payload's type, refusing what Decode could not give back.

@@ -78,7 +78,7 @@ func EncodeAt(p Payload, max int) (typ string, schemaVersion int, data json.RawM
 	}
 	typ = p.EventType()
 	if max <= 0 || c.version <= max {
-		return Encode(p)
+		return c.encodeCurrent(p)
 	}
 	if w := writers[typ][max]; w != nil {
 		if data, err = w(p); err != nil {
@@ -86,7 +86,7 @@ func EncodeAt(p Payload, max int) (typ string, schemaVersion int, data json.RawM
 		}
 		return typ, max, data, nil
 	}
-	typ, schemaVersion, data, err = Encode(p)
+	typ, schemaVersion, data, err = c.encodeCurrent(p)
 	if err != nil {
 		return "", 0, nil, err
 	}
@@ -111,11 +111,7 @@ func SealAt(p Payload, max int, orderID string, s Sealer) (Payload, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := c.version
-	if max > 0 && max < v {
-		v = max
-	}
-	if c.seal == nil || v < c.sealsFrom {
+	if !c.sealsAt(max) {
 		return p, nil
 	}
 	if s == nil {
@@ -132,14 +128,7 @@ func SealAt(p Payload, max int, orderID string, s Sealer) (Payload, error) {
 // personal data sealed, so needs a Sealer (SealAt).
 func SealsAt(p Payload, max int) bool {
 	c, ok := codecOf(p.EventType())
-	if !ok || c.seal == nil {
-		return false
-	}
-	v := c.version
-	if max > 0 && max < v {
-		v = max
-	}
-	return v >= c.sealsFrom
+	return ok && c.sealsAt(max)
 }
 
 // LatestVersion is the highest current schema version of any event type.

@@ -238,49 +238,29 @@ func ShowData(typ string, schemaVersion int, data json.RawMessage, orderID strin
 	if err != nil {
 		return nil, err
 	}
-	open := func(v Personal[string], field string) (*string, error) {
-		if erased {
-			return nil, nil
-		}
-		s, ok, err := Open(v, o, AssociatedData(orderID, field))
-		if !ok || err != nil {
-			return nil, err
-		}
-		return &s, nil
-	}
-	openAddress := func(v Personal[Address]) (*Address, error) {
-		if erased {
-			return nil, nil
-		}
-		a, ok, err := Open(v, o, AssociatedData(orderID, FieldShippingAddress))
-		if !ok || err != nil {
-			return nil, err
-		}
-		return &a, nil
-	}
 	var shown any
 	switch p := p.(type) {
 	case OrderPlaced:
 		out := orderPlacedShown{Customer: customerShown{ID: p.Customer.ID}, Currency: p.Currency, Items: p.Items}
-		if out.Customer.Name, err = open(p.Customer.Name, FieldCustomerName); err != nil {
+		if out.Customer.Name, err = showField(p.Customer.Name, o, orderID, FieldCustomerName, erased); err != nil {
 			return nil, err
 		}
-		if out.Customer.Email, err = open(p.Customer.Email, FieldCustomerEmail); err != nil {
+		if out.Customer.Email, err = showField(p.Customer.Email, o, orderID, FieldCustomerEmail, erased); err != nil {
 			return nil, err
 		}
-		if out.ShippingAddress, err = openAddress(p.ShippingAddress); err != nil {
+		if out.ShippingAddress, err = showField(p.ShippingAddress, o, orderID, FieldShippingAddress, erased); err != nil {
 			return nil, err
 		}
 		shown = out
 	case ShippingAddressChanged:
 		out := shippingAddressChangedShown{}
-		if out.ShippingAddress, err = openAddress(p.ShippingAddress); err != nil {
+		if out.ShippingAddress, err = showField(p.ShippingAddress, o, orderID, FieldShippingAddress, erased); err != nil {
 			return nil, err
 		}
 		shown = out
 	case OrderCancelled:
 		out := orderCancelledShown{RefundDue: p.RefundDue}
-		if out.Reason, err = open(p.Reason, FieldCancellationReason); err != nil {
+		if out.Reason, err = showField(p.Reason, o, orderID, FieldCancellationReason, erased); err != nil {
 			return nil, err
 		}
 		shown = out
@@ -288,6 +268,19 @@ func ShowData(typ string, schemaVersion int, data json.RawMessage, orderID strin
 		return data, nil
 	}
 	return json.Marshal(shown)
+}
+
+// showField is a personal field as ShowData shows it: opened with o, or nil when it is absent, its key
+// is gone, or erased is true.
+func showField[T any](v Personal[T], o Opener, orderID, field string, erased bool) (*T, error) {
+	if erased {
+		return nil, nil
+	}
+	x, ok, err := Open(v, o, AssociatedData(orderID, field))
+	if !ok || err != nil {
+		return nil, err
+	}
+	return &x, nil
 }
 
 // SealedIn returns the sealed personal fields of an event's stored data (none for a type or schema

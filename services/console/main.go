@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -149,7 +148,6 @@ func run(ctx context.Context, getenv func(string) string, stdout io.Writer) erro
 		Alias:      cfg.Alias,
 		Groups:     cfg.Groups,
 		Projectors: cfg.Projectors,
-		HTTP:       &http.Client{Timeout: 30 * time.Second},
 	})
 	if err != nil {
 		return err

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,7 +87,7 @@ func TestKillBetweenWriteAndCommit(t *testing.T) {
 
 	// Run 1: killed by its failpoint right after its first write.
 	first := exec.Command(bin)
-	first.Env = append(env, "HTTP_ADDR="+freeAddr(t), "PROJECTOR_FAILPOINT=kill-after-write")
+	first.Env = append(env, "HTTP_ADDR="+testenv.FreeAddr(t), "PROJECTOR_FAILPOINT=kill-after-write")
 	var log1 strings.Builder
 	first.Stdout, first.Stderr = &log1, &log1
 	if err := first.Start(); err != nil {
@@ -122,7 +121,7 @@ func TestKillBetweenWriteAndCommit(t *testing.T) {
 	}
 
 	// Run 2: reads everything again, from the start.
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	second := exec.Command(bin)
 	second.Env = append(env, "HTTP_ADDR="+addr)
 	logPath := filepath.Join(t.TempDir(), "second.log")
@@ -188,16 +187,6 @@ func masterFile(t *testing.T) string {
 	t.Helper()
 	_, path := testenv.MasterKey(t)
 	return path
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // scrape reads one unlabelled sample from a Prometheus text endpoint.

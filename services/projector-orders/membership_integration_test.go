@@ -69,7 +69,7 @@ func (g *group) start(instance string) *member {
 		g.t.Fatal(err)
 	}
 	m.cmd = exec.Command(g.bin)
-	m.cmd.Env = append(g.env, "HTTP_ADDR="+freeAddr(g.t), "PROJECTOR_INSTANCE_ID="+instance)
+	m.cmd.Env = append(g.env, "HTTP_ADDR="+testenv.FreeAddr(g.t), "PROJECTOR_INSTANCE_ID="+instance)
 	m.cmd.Stdout, m.cmd.Stderr = f, f
 	if err := m.cmd.Start(); err != nil {
 		g.t.Fatal(err)

@@ -85,13 +85,7 @@ func (i *Issuer) Sign(t testing.TB, req auth.TokenRequest) string {
 
 // SignRequest is Sign for programs that are not tests.
 func (i *Issuer) SignRequest(req auth.TokenRequest) (string, error) {
-	if req.Issuer == "" {
-		req.Issuer = auth.DevIssuer
-	}
-	if req.Audience == "" {
-		req.Audience = auth.DevAudience
-	}
-	return auth.Sign(i.Key, i.KeyID, jose.ES256, req)
+	return auth.DevKey{Private: i.Key, KeyID: i.KeyID}.Sign(req)
 }
 
 // Bearer is the Authorization header value for p.

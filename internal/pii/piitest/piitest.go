@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"slices"
 	"sync"
 
 	"github.com/google/uuid"
@@ -111,19 +110,4 @@ func (ks *Keys) Erase(customerID string) string {
 	delete(ks.byCustomer, customerID)
 	delete(ks.byID, k.id)
 	return k.id
-}
-
-// Forget does nothing: nothing is cached here.
-func (ks *Keys) Forget(string) {}
-
-// IDs lists the keys that exist.
-func (ks *Keys) IDs() []string {
-	ks.mu.Lock()
-	defer ks.mu.Unlock()
-	var ids []string
-	for id := range ks.byID {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
 }

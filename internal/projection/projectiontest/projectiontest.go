@@ -90,14 +90,7 @@ func Placed(customerID string) events.OrderPlaced {
 // sealed with Keys as the command service writes it.
 func Record(t testing.TB, topic, order string, version int64, p events.Payload) *kgo.Record {
 	t.Helper()
-	key, err := Keys.Sealer(context.Background(), "projectiontest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, err = events.SealAt(p, 0, order, key); err != nil {
-		t.Fatal(err)
-	}
-	typ, sv, data, err := events.Encode(p)
+	typ, sv, data, err := events.Encode(Seal(t, order, p))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +123,19 @@ func Cluster(t testing.TB, topic string, partitions int32, recs ...*kgo.Record) 
 		}
 	}
 	return brokers
+}
+
+// Seal is p of order with its personal data sealed with Keys, as the command service writes it.
+func Seal(t testing.TB, order string, p events.Payload) events.Payload {
+	t.Helper()
+	key, err := Keys.Sealer(context.Background(), "projectiontest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err = events.SealAt(p, 0, order, key); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // EnvelopeRecord is the record of an envelope as the relay sends it (key and value; no topic).

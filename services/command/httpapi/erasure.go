@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/orders-oss/orders/internal/auth"
 	"github.com/orders-oss/orders/internal/problem"
 )
 
@@ -13,11 +14,7 @@ import (
 // are deleted before the answer, the rest follows; 202 with the erasure's Location, whose GET says how
 // far it got. Asking again while it is in progress answers the same erasure.
 func (s *server) erasePersonalData(c echo.Context) error {
-	p, err := principal(c)
-	if err != nil {
-		return err
-	}
-	customerID, err := pathParam(c, "customer_id")
+	p, customerID, err := customerRequest(c)
 	if err != nil {
 		return err
 	}
@@ -31,11 +28,7 @@ func (s *server) erasePersonalData(c echo.Context) error {
 
 // getErasure answers GET /customers/{customer_id}/personal-data/erasures/{erasure_id}: the progress.
 func (s *server) getErasure(c echo.Context) error {
-	p, err := principal(c)
-	if err != nil {
-		return err
-	}
-	customerID, err := pathParam(c, "customer_id")
+	p, customerID, err := customerRequest(c)
 	if err != nil {
 		return err
 	}
@@ -44,6 +37,16 @@ func (s *server) getErasure(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, e)
+}
+
+// customerRequest is the principal of a request on /customers/{customer_id}, and the customer id.
+func customerRequest(c echo.Context) (auth.Principal, string, error) {
+	p, err := principal(c)
+	if err != nil {
+		return auth.Principal{}, "", err
+	}
+	customerID, err := pathParam(c, "customer_id")
+	return p, customerID, err
 }
 
 // pathParam is a path parameter unescaped (a customer id may hold any character, escaped in the path).

@@ -183,11 +183,7 @@ func (s *server) placeOrder(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	md, err := metadata(c, p)
-	if err != nil {
-		return err
-	}
-	idem, err := idempotency(c, raw)
+	md, idem, err := headers(c, p, raw)
 	if err != nil {
 		return err
 	}
@@ -196,12 +192,28 @@ func (s *server) placeOrder(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	c.Response().Header().Set(echo.HeaderLocation, "/orders/"+out.Order.ID)
+	return reply(c, http.StatusCreated, out)
+}
+
+// headers reads what a command takes from the request's headers: its events' metadata and its
+// Idempotency-Key (body is the raw body, for the idempotency hash).
+func headers(c echo.Context, p auth.Principal, body []byte) (events.Metadata, *command.Idempotency, error) {
+	md, err := metadata(c, p)
+	if err != nil {
+		return events.Metadata{}, nil, err
+	}
+	idem, err := idempotency(c, body)
+	return md, idem, err
+}
+
+// reply answers a command's outcome: its body, its version as ETag, and whether it was replayed.
+func reply(c echo.Context, status int, out command.Outcome) error {
 	if out.Replayed {
 		c.Response().Header().Set("Idempotent-Replayed", "true")
 	}
-	c.Response().Header().Set(echo.HeaderLocation, "/orders/"+out.Order.ID)
-	c.Response().Header().Set("ETag", etag(out.Order.Version))
-	return c.JSONBlob(http.StatusCreated, out.Body)
+	c.Response().Header().Set("ETag", httpserver.ETag(out.Order.Version))
+	return c.JSONBlob(status, out.Body)
 }
 
 // decider reads a command's body and returns the decision to take on the current state, and the raw
@@ -225,11 +237,7 @@ func (s *server) command(action auth.Action, d decider) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		md, err := metadata(c, p)
-		if err != nil {
-			return err
-		}
-		idem, err := idempotency(c, raw)
+		md, idem, err := headers(c, p, raw)
 		if err != nil {
 			return err
 		}
@@ -237,11 +245,7 @@ func (s *server) command(action auth.Action, d decider) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		if out.Replayed {
-			c.Response().Header().Set("Idempotent-Replayed", "true")
-		}
-		c.Response().Header().Set("ETag", etag(out.Order.Version))
-		return c.JSONBlob(http.StatusOK, out.Body)
+		return reply(c, http.StatusOK, out)
 	}
 }
 

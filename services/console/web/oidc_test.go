@@ -109,16 +109,15 @@ func tokenError(w http.ResponseWriter, status int, code string) {
 // newOIDCConsole runs a console that signs in through p and verifies tokens with p's keys.
 func newOIDCConsole(t *testing.T, p *fakeProvider) *httptest.Server {
 	t.Helper()
-	var consoleURL string
+	// The console's address is its redirect URL: the server listens first and serves the console once built.
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not ready", http.StatusServiceUnavailable)
 	})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler(w, r) }))
 	t.Cleanup(srv.Close)
-	consoleURL = srv.URL
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	login, err := NewOIDCLogin(ctx, p.srv.URL, testClientID, testClientSecret, consoleURL+"/login/callback", []string{"profile"})
+	login, err := NewOIDCLogin(ctx, p.srv.URL, testClientID, testClientSecret, srv.URL+"/login/callback", []string{"profile"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,36 +202,13 @@ func TestOIDCCallbackRefusesWhatItDidNotStart(t *testing.T) {
 	p.next = auth.Principal{Subject: "ada", Role: auth.Admin}
 
 	// The victim starts a sign-in; the attacker stops theirs at the provider's answer and keeps the code.
-	stopAtCallback := func(b *http.Client) {
-		b.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-			if req.URL.Path == "/login/callback" {
-				return http.ErrUseLastResponse
-			}
-			return nil
-		}
-	}
-	attacker := newBrowser()
-	stopAtCallback(attacker)
-	res, err := attacker.Get(console.URL + "/search")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	back, err := url.Parse(res.Header.Get("Location"))
-	if err != nil || back.Query().Get("code") == "" {
-		t.Fatalf("the provider's answer %q has no code", res.Header.Get("Location"))
+	_, back := startSignIn(t, console)
+	if back.Query().Get("code") == "" {
+		t.Fatalf("the provider's answer %q has no code", back)
 	}
 	stolen := back.Query().Get("code")
 
-	victim := newBrowser()
-	stopAtCallback(victim)
-	res, err = victim.Get(console.URL + "/search")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	own, _ := url.Parse(res.Header.Get("Location"))
-	victim.CheckRedirect = nil
+	victim, own := startSignIn(t, console)
 
 	// Without the victim's state: refused before the provider is asked.
 	u := console.URL + "/login/callback?" + url.Values{"code": {stolen}, "state": {"guessed"}}.Encode()
@@ -246,7 +222,7 @@ func TestOIDCCallbackRefusesWhatItDidNotStart(t *testing.T) {
 		t.Errorf("callback with an injected code = %d, want 401\n%s", status, body)
 	}
 	victim.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	res, err = victim.Get(console.URL + "/projectors")
+	res, err := victim.Get(console.URL + "/projectors")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,19 +232,35 @@ func TestOIDCCallbackRefusesWhatItDidNotStart(t *testing.T) {
 	}
 	// The provider's own refusal is shown, not followed.
 	p.next = auth.Principal{Subject: "ada", Role: auth.Admin}
-	b := newBrowser()
-	stopAtCallback(b)
-	res, err = b.Get(console.URL + "/search")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	st, _ := url.Parse(res.Header.Get("Location"))
-	b.CheckRedirect = nil
+	b, st := startSignIn(t, console)
 	u = console.URL + "/login/callback?" + url.Values{"error": {"access_denied"}, "error_description": {"the user said no"}, "state": {st.Query().Get("state")}}.Encode()
 	if status, body, _ := getPage(t, b, u); status != http.StatusUnauthorized || !strings.Contains(body, "access_denied") {
 		t.Errorf("callback with the provider's error = %d, want 401 naming it\n%s", status, body)
 	}
+}
+
+// startSignIn opens a page in a new browser and stops the sign-in at the provider's answer: the browser
+// (following redirects again) and the callback address the provider sent it to, with code and state.
+func startSignIn(t *testing.T, console *httptest.Server) (*http.Client, *url.URL) {
+	t.Helper()
+	b := newBrowser()
+	b.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Path == "/login/callback" {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	res, err := b.Get(console.URL + "/search")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	back, err := url.Parse(res.Header.Get("Location"))
+	if err != nil {
+		t.Fatalf("the provider's answer %q: %v", res.Header.Get("Location"), err)
+	}
+	b.CheckRedirect = nil
+	return b, back
 }
 
 func TestOIDCDiscoveryFailureIsClear(t *testing.T) {

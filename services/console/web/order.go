@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -42,8 +43,8 @@ func (s *Server) orderPage(c echo.Context) error {
 	var at command.At
 	var problem string
 	if v := c.QueryParam("version"); v != "" {
-		n, ok := atoi(v)
-		if !ok || n < 1 {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
 			problem = "version must be a whole number, 1 or more"
 		} else {
 			at.Version = n

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -220,8 +219,7 @@ func (s *Server) replay(c echo.Context) error {
 	s.action(c, "replay parked events", "read_model", target, "order_id", order)
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 30*time.Second)
 	defer cancel()
-	sess, _ := c.Get("session").(session)
-	answer, err := rebuild.ReplayParked(ctx, s.cfg.HTTP, s.cfg.Projectors[target], sess.Token, order)
+	answer, err := rebuild.ReplayParked(ctx, s.cfg.HTTP, s.cfg.Projectors[target], currentSession(c).Token, order)
 	if err != nil {
 		return c.Redirect(http.StatusSeeOther, "/parked?failed="+url.QueryEscape(fmt.Sprintf("Replay of %s in %s failed: %v", order, target, err)))
 	}
@@ -242,7 +240,7 @@ func (s *Server) startRebuild(c echo.Context) error {
 	o := rebuild.Options{Target: target, Topic: s.cfg.Topic, Alias: s.cfg.Alias, LiveGroup: s.cfg.Groups[target],
 		Backfill: c.FormValue("backfill") == "on", CatchUpLag: 1000}
 	s.action(c, "rebuild", "read_model", target, "backfill", o.Backfill)
-	j, err := s.jobs.start("rebuild "+string(target), principal(c).Subject, func(ctx context.Context, j *job) error {
+	return s.startJob(c, "rebuild "+string(target), func(ctx context.Context, j *job) error {
 		res, err := rebuild.Rebuild(ctx, s.cfg.Clients, o, j)
 		j.setResult(res)
 		if err != nil {
@@ -253,10 +251,6 @@ func (s *Server) startRebuild(c echo.Context) error {
 		j.setReport(report)
 		return err
 	})
-	if err != nil {
-		return &pageError{Status: http.StatusConflict, Title: "Already running", Message: err.Error()}
-	}
-	return c.Redirect(http.StatusSeeOther, "/jobs/"+j.ID)
 }
 
 func (s *Server) startVerify(c echo.Context) error {
@@ -265,11 +259,17 @@ func (s *Server) startVerify(c echo.Context) error {
 		return &pageError{Status: http.StatusBadRequest, Title: "Choose a read model", Message: "Verify orders or search."}
 	}
 	s.action(c, "verify", "read_model", target)
-	j, err := s.jobs.start("verify "+string(target), principal(c).Subject, func(ctx context.Context, j *job) error {
+	return s.startJob(c, "verify "+string(target), func(ctx context.Context, j *job) error {
 		report, err := rebuild.VerifyTarget(ctx, s.cfg.Clients, target, s.cfg.Alias, j)
 		j.setReport(report)
 		return err
 	})
+}
+
+// startJob runs work as a job of the signed-in operator and shows its page (409 while one of the same
+// kind runs).
+func (s *Server) startJob(c echo.Context, kind string, work func(ctx context.Context, j *job) error) error {
+	j, err := s.jobs.start(kind, principal(c).Subject, work)
 	if err != nil {
 		return &pageError{Status: http.StatusConflict, Title: "Already running", Message: err.Error()}
 	}
@@ -285,15 +285,9 @@ func (s *Server) jobPage(c echo.Context) error {
 }
 
 func (s *Server) jobJSON(c echo.Context) error {
-	id := c.Param("id")
-	j := s.jobs.get(id)
+	j := s.jobs.get(c.Param("id"))
 	if j == nil {
 		return c.JSON(http.StatusNotFound, map[string]string{"error": "no such job"})
 	}
 	return c.JSON(http.StatusOK, j.view())
-}
-
-func atoi(s string) (int64, bool) {
-	n, err := strconv.ParseInt(s, 10, 64)
-	return n, err == nil
 }

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,7 +30,6 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05.000 UTC")
 	},
-	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) },
 	"pretty": func(raw json.RawMessage) string {
 		var b bytes.Buffer
 		if json.Indent(&b, raw, "", "  ") != nil {
@@ -52,22 +52,8 @@ var funcs = template.FuncMap{
 		}
 		return id[:13] + "…"
 	},
-	"add": func(a, b int) int { return a + b },
-	"dur": func(d time.Duration) string { return d.Round(time.Millisecond).String() },
-	"pct": func(done, total int64) int64 {
-		if total <= 0 {
-			return 0
-		}
-		return min(100, done*100/total)
-	},
-	"contains": func(list []string, s string) bool {
-		for _, v := range list {
-			if v == s {
-				return true
-			}
-		}
-		return false
-	},
+	"dur":      func(d time.Duration) string { return d.Round(time.Millisecond).String() },
+	"contains": slices.Contains[[]string],
 }
 
 func templateURL(s string) string { return url.QueryEscape(s) }

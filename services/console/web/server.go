@@ -206,7 +206,6 @@ func (a sessionAuth) Middleware() echo.MiddlewareFunc {
 				a.s.sessions.clear(c.Response())
 				return a.s.toLogin(c)
 			}
-			c.Set("principal", p)
 			c.Set("session", sess)
 			c.SetRequest(c.Request().WithContext(auth.WithPrincipal(c.Request().Context(), p)))
 			return next(c)
@@ -250,8 +249,16 @@ func (s *Server) toLogin(c echo.Context) error {
 	return &pageError{Status: http.StatusUnauthorized, Title: "Signed out", Message: "Your session has ended; sign in again."}
 }
 
-func principal(c echo.Context) auth.Principal { p, _ := c.Get("principal").(auth.Principal); return p }
-func csrf(c echo.Context) string              { s, _ := c.Get("session").(session); return s.CSRF }
+// principal is who sessionAuth signed in (the zero Principal on the public routes).
+func principal(c echo.Context) auth.Principal {
+	p, _ := auth.FromContext(c.Request().Context())
+	return p
+}
+
+// currentSession is the session sessionAuth read (the zero session on the public routes).
+func currentSession(c echo.Context) session { s, _ := c.Get("session").(session); return s }
+
+func csrf(c echo.Context) string { return currentSession(c).CSRF }
 
 // pageError is an error shown as a page (never a blank page or a stack trace).
 type pageError struct {

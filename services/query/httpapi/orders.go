@@ -50,10 +50,9 @@ func (s *server) getOrder(c echo.Context) error {
 		return pr
 	}
 	var minVersion int64
-	if v, ok := c.QueryParams()["min_version"]; ok {
-		n, ok := httpserver.ParseInteger(v[0])
+	if v, ok := p.value("min_version"); ok {
+		n, ok := httpserver.ParseInteger(v)
 		if !ok || n < 1 {
-			p := &params{c: c}
 			p.fail("min_version", "must be a whole number, 1 or more (the version from a command's ETag)")
 			return p.err()
 		}
