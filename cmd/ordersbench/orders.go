@@ -294,10 +294,19 @@ func benchOrders(ctx context.Context, cfg searchConfig, stdout io.Writer) error 
 		return err
 	}
 	pm, sm, rm := loadgen.Median(projRates), loadgen.Median(sealedRates), loadgen.Median(rawRates)
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	pg, fsync, syncCommit, err := serverFacts(ctx, pool)
+	pool.Close()
+	if err != nil {
+		return err
+	}
 	host, _ := os.Hostname()
 	section := fmt.Sprintf(`## Orders table projector
 
-Measured %s on %s (median of %d rounds), PostgreSQL 15 with fsync and synchronous_commit on, a
+Measured %s on %s (median of %d rounds), PostgreSQL %s with fsync=%s and synchronous_commit=%s, a
 6-partition topic. Command: `+"`make bench`"+` (`+"`go run ./cmd/ordersbench orders`"+`). %d events (placed,
 item added, paid, shipped for %d orders) consumed by a fresh consumer group into a fresh read model,
 beside raw batched upserts of the same %d final rows and their lines with the same statements (1,250
@@ -313,7 +322,7 @@ orders a transaction, what one 5,000-event batch writes).
 
 Freshness under steady load (POST /orders at 8 clients for %s through the in-process command API, the
 relay and the projector running): %s
-`, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, cfg.Rounds, len(recs), len(finals), len(finals), pm, rm, 100*pm/rm, sm, 100*sm/pm, cfg.Load, fresh)
+`, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, cfg.Rounds, pg, fsync, syncCommit, len(recs), len(finals), len(finals), pm, rm, 100*pm/rm, sm, 100*sm/pm, cfg.Load, fresh)
 	fmt.Fprintln(stdout, section)
 	return writeSection(cfg.Out, "orders", section)
 }

@@ -100,7 +100,7 @@ func benchScaleout(ctx context.Context, cfg scaleoutConfig, stdout io.Writer) er
 	if err != nil {
 		return err
 	}
-	fsync, syncCommit, err := durability(ctx, pool)
+	pg, fsync, syncCommit, err := serverFacts(ctx, pool)
 	pool.Close()
 	if err != nil {
 		return err
@@ -176,7 +176,7 @@ func benchScaleout(ctx context.Context, cfg scaleoutConfig, stdout io.Writer) er
 	section := fmt.Sprintf(`## Projector scale-out: members of one consumer group
 
 Measured %s on %s (%d CPUs, load average %s at the start and %s at the end; median of %d rounds, the
-member counts alternating in order from round to round), PostgreSQL 15 with fsync=%s and
+member counts alternating in order from round to round), PostgreSQL %s with fsync=%s and
 synchronous_commit=%s. Command: `+"`%s`"+` (`+"`make bench`"+` runs it with its defaults). One
 %d-partition topic of %d events (placed, item added, paid, shipped for %d orders), drained by
 projector-orders groups of %s members into a fresh read model each time; the %d-member group is the
@@ -202,7 +202,7 @@ fold, upsert, commit; the rest is polling Kafka, decoding and committing offsets
 | members | machine busy | members, cores | their Postgres backends, cores | the rest of the machine, cores | events per core-second | time in the read-model transaction |
 |---|---|---|---|---|---|---|
 %s
-`, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), load0, load1, cfg.Rounds, fsync, syncCommit, cfg.Command,
+`, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, runtime.NumCPU(), load0, load1, cfg.Rounds, pg, fsync, syncCommit, cfg.Command,
 		cfg.Partitions, len(recs), len(finals), strings.Join(members, ", "), cfg.Members[0], cfg.Members[0], cfg.Members[0],
 		strings.Join(rows, "\n"), quietNote, strings.Join(limits, "\n"))
 	fmt.Fprintln(stdout, section)

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"net/http"
@@ -123,10 +126,14 @@ func benchSearch(ctx context.Context, cfg searchConfig, stdout io.Writer) error 
 		return err
 	}
 	pm, sm, rm := loadgen.Median(projRates), loadgen.Median(sealedRates), loadgen.Median(rawRates)
+	cluster, err := openSearchFacts(ctx, osc)
+	if err != nil {
+		return err
+	}
 	host, _ := os.Hostname()
 	section := fmt.Sprintf(`## Search projector
 
-Measured %s on %s (median of %d rounds), OpenSearch 2.19 single node (heap 512m), a 6-partition topic.
+Measured %s on %s (median of %d rounds), %s, a 6-partition topic.
 Command: `+"`make bench`"+` (`+"`go run ./cmd/ordersbench search`"+`). %d events (placed, item added, paid,
 shipped for %d orders) consumed by a fresh consumer group into a fresh index, beside a raw bulk of the
 same %d final documents with the same external versions (500 a request).
@@ -141,7 +148,7 @@ same %d final documents with the same external versions (500 a request).
 
 Freshness under steady load (POST /orders at 8 clients for %s through the in-process command API, the
 relay and the projector running): %s
-`, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, cfg.Rounds, len(recs), len(finals), len(finals), pm, rm, 100*pm/rm, sm, 100*sm/pm, cfg.Load, fresh)
+`, time.Now().UTC().Format("2006-01-02 15:04 UTC"), host, cfg.Rounds, cluster, len(recs), len(finals), len(finals), pm, rm, 100*pm/rm, sm, 100*sm/pm, cfg.Load, fresh)
 	fmt.Fprintln(stdout, section)
 	return writeSection(cfg.Out, "search", section)
 }
@@ -223,4 +230,42 @@ func searchFreshness(ctx context.Context, cfg searchConfig, osc *opensearch.Clie
 		res.PerSecond(), quantile(nil, h, 0.5), quantile(nil, h, 0.99), int64(m.Seen()), res.Ops)
 	fmt.Fprintln(stdout, "freshness:", out)
 	return out, nil
+}
+
+// openSearchFacts describes the cluster as its nodes report it: "OpenSearch 2.19.3, 1 node (heap 512 MiB)".
+func openSearchFacts(ctx context.Context, osc *opensearch.Client) (string, error) {
+	res, err := opensearchapi.NodesInfoRequest{Metric: []string{"jvm"}}.Do(ctx, osc)
+	if err != nil {
+		return "", fmt.Errorf("nodes info: %w", err)
+	}
+	defer res.Body.Close()
+	if res.IsError() {
+		return "", fmt.Errorf("nodes info: %s", res.Status())
+	}
+	var info struct {
+		Nodes map[string]struct {
+			Version string `json:"version"`
+			JVM     struct {
+				Mem struct {
+					HeapMax int64 `json:"heap_max_in_bytes"`
+				} `json:"mem"`
+			} `json:"jvm"`
+		} `json:"nodes"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&info); err != nil {
+		return "", fmt.Errorf("nodes info: %w", err)
+	}
+	var versions, heaps []string
+	for _, n := range info.Nodes {
+		versions = append(versions, n.Version)
+		heaps = append(heaps, fmt.Sprintf("%d MiB", n.JVM.Mem.HeapMax>>20))
+	}
+	slices.Sort(versions)
+	slices.Sort(heaps)
+	plural := "s"
+	if len(info.Nodes) == 1 {
+		plural = ""
+	}
+	return fmt.Sprintf("OpenSearch %s, %d node%s (heap %s)", strings.Join(slices.Compact(versions), "/"), len(info.Nodes), plural,
+		strings.Join(slices.Compact(heaps), "/")), nil
 }
