@@ -40,7 +40,12 @@ pidfile() { echo "$DIR/$1.pid"; }
 # alive PID: the process exists and is not a zombie (an orphan killed with -9 can stay a zombie until
 # init reaps it, and kill -0 still succeeds on it).
 alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]; }
-running() { [ -f "$(pidfile "$1")" ] && alive "$(cat "$(pidfile "$1")")"; }
+# running NAME: the pid file's process is alive and is $BIN/NAME (a freed pid goes to another process).
+running() {
+  local pid
+  [ -f "$(pidfile "$1")" ] && pid=$(cat "$(pidfile "$1")") && alive "$pid" &&
+    [ "$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | head -1)" = "$BIN/$1" ]
+}
 
 start_one() {
   local name=$1 port=$2 log=$DIR/$1.log
@@ -89,10 +94,10 @@ stop_one() {
   local name=$1 f pid; f=$(pidfile "$name")
   [ -f "$f" ] || return 0
   pid=$(cat "$f")
-  if alive "$pid"; then
+  if running "$name"; then
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 40); do alive "$pid" || break; sleep 0.25; done
-    kill -9 "$pid" 2>/dev/null || true
+    if alive "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
   fi
   rm -f "$f"
 }

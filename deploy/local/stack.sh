@@ -76,9 +76,22 @@ os_user() { if is_root; then echo "$STACK_USER"; else id -un; fi; }
 pidfile() { echo "$LOCAL/run/$1.pid"; }
 # alive PID: the process exists and is not a zombie (kill -0 succeeds on a zombie).
 alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" 2>/dev/null | cut -c1)" != Z ]; }
+# ours NAME PID: PID runs what this script started for NAME, by its command line. A pid file outlives
+# its process (kill -9), and the kernel gives a freed pid to another process, sooner than one thinks
+# on a busy machine: "kafka already running" for someone else's pid left Kafka down in a fault run.
+ours() {
+  local want
+  case $1 in
+    postgres) want=$LOCAL/pg/data ;;
+    kafka) want=$LOCAL/kafka/server.properties ;;
+    opensearch) want=$LOCAL/opensearch/ ;;
+    *) return 1 ;;
+  esac
+  tr '\0' '\n' <"/proc/$2/cmdline" 2>/dev/null | grep -qF -- "$want"
+}
 running() { # running NAME: our process for NAME is alive
-  local f; f=$(pidfile "$1")
-  [ -f "$f" ] && alive "$(cat "$f")"
+  local f pid; f=$(pidfile "$1")
+  [ -f "$f" ] && pid=$(cat "$f") && alive "$pid" && ours "$1" "$pid"
 }
 
 port_owner() { ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:((\(.*\)))/\1/p' | head -1; }
@@ -327,10 +340,10 @@ stop_pid() {
   local name=$1 f pid; f=$(pidfile "$name")
   [ -f "$f" ] || return 0
   pid=$(cat "$f")
-  if alive "$pid"; then
+  if running "$name"; then
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 60); do alive "$pid" || break; sleep 0.5; done
-    kill -9 "$pid" 2>/dev/null || true
+    if alive "$pid"; then kill -9 "$pid" 2>/dev/null || true; fi
   fi
   rm -f "$f"
 }
